@@ -1,0 +1,51 @@
+"""Liveness and readiness probes (outside /api/v1, as load balancers expect)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from api.services import services
+from api.smorest import Blueprint, Schema
+from marshmallow import fields
+
+blp = Blueprint("health", __name__, description="Liveness and readiness probes")
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+@blp.route("/health")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, Any]:
+        """Liveness: the process answers. Touches no dependency."""
+        return {"status": "ok", "checks": {}}
+
+
+@blp.route("/ready")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, description="A dependency is unreachable")
+    def get(self) -> dict[str, Any] | tuple[Any, int]:
+        """Readiness: the database and Redis both answer."""
+        from api.errors import error_response
+
+        svc = services()
+        checks: dict[str, str] = {}
+        try:
+            svc.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready", whatever its type
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            svc.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unavailable: {type(exc).__name__}"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks}
+        return error_response(503, "SERVICE_UNAVAILABLE", "A dependency is unreachable.", checks)

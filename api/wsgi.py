@@ -1,0 +1,5 @@
+"""gunicorn entry point: ``gunicorn api.wsgi:app``."""
+
+from api import create_app
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Infrastructure shared by the API processes and the workers: settings, logging, Redis, context."""

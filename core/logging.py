@@ -1,0 +1,54 @@
+"""Structured JSON logging with correlation ids injected from contextvars."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+from core.context import request_id_var, task_id_var, user_id_var
+
+
+class ContextFilter(logging.Filter):
+    """Stamp every record with the service name and whatever ids are in scope."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        record.request_id = request_id_var.get()
+        record.task_id = task_id_var.get()
+        record.user_id = user_id_var.get()
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Install one stdout handler on the root logger (idempotent: safe to call per app/worker)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_taplive", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler._taplive = True  # type: ignore[attr-defined]
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(levelname)s %(name)s %(message)s %(service)s "
+                "%(request_id)s %(task_id)s %(user_id)s",
+                rename_fields={"levelname": "level"},
+                timestamp=True,  # ISO 8601 in UTC
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s [%(service)s rid=%(request_id)s task=%(task_id)s] "
+                "%(name)s: %(message)s"
+            )
+        )
+    handler.addFilter(ContextFilter(service))
+    root.addHandler(handler)
+    root.setLevel(level.upper())

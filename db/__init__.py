@@ -1,0 +1,1 @@
+"""Data layer: models, engine/session wiring, migrations and named queries."""

@@ -1,0 +1,111 @@
+"""Engine and session wiring. One ``Database`` per process/app, never a module global.
+
+Views and tasks borrow ``Database.session`` (a scoped session: one per thread, removed at the end
+of every request and task); domain code receives the session as an argument.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from domain.geo import great_circle_m
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual ``postgres://`` spellings but always drive PostgreSQL through psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _sqlite_haversine(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> float | None:
+    if None in (lat1, lon1, lat2, lon2):
+        return None
+    return great_circle_m(float(lat1), float(lon1), float(lat2), float(lon2))
+
+
+def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # deterministic=True lets SQLite use the function in indexes and skip re-evaluation.
+    dbapi_conn.create_function("taplive_distance_m", 4, _sqlite_haversine, deterministic=True)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # API, worker and beat share the file
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15_000,
+                connect_timeout_s: int = 5) -> Engine:
+    url = normalise_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "connect_timeout": connect_timeout_s,
+            # A runaway query must not hold a worker or a request forever.
+            "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
+        },
+    )
+
+
+class Database:
+    """Owns an engine and the session factory bound to it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.session = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def bind_to_connection(self, connection: Connection) -> None:
+        """Route every session through one connection (tests: an outer transaction rolled back
+        at the end, with commits turned into savepoints)."""
+        self.session.remove()
+        self.session = scoped_session(
+            sessionmaker(
+                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+        )
+
+    def unbind(self) -> None:
+        self.session.remove()
+        self.session = scoped_session(sessionmaker(bind=self.engine, expire_on_commit=False))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A unit of work for tasks and commands: commit on success, roll back on any error."""
+        session = self.session()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            self.session.remove()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))

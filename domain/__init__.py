@@ -1,0 +1,1 @@
+"""Framework-free business rules shared by the API and the Celery tasks."""

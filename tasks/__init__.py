@@ -1,0 +1,3 @@
+"""Thin Celery tasks: take ids, re-load, check state, call one domain function."""
+
+from tasks import maintenance  # noqa: F401  (registers the tasks with the current app)

