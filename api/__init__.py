@@ -7,7 +7,7 @@ from flask import Flask
 from api.errors import register_error_handlers
 from api.request_hooks import register_request_hooks
 from api.services import Services
-from api.smorest import Api
+from api.smorest import Api, Blueprint
 from core.config import Settings, load_settings
 from core.logging import configure_logging
 from core.redis import make_redis
@@ -15,7 +15,7 @@ from db.pagination import CursorCodec
 from db.session import Database, make_engine
 
 
-def _blueprints() -> list[tuple[object, str]]:
+def _blueprints() -> list[tuple[Blueprint, str]]:
     """(blueprint, url_prefix) in registration order; the one list of what the API serves."""
     from api import health
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the envelope's order
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the spec's field order
     app.extensions["taplive"] = Services(
         settings=settings,
         db=Database(
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     api = Api(app)
     for blueprint, prefix in _blueprints():
-        api.register_blueprint(blueprint, url_prefix=prefix)  # type: ignore[arg-type]
+        api.register_blueprint(blueprint, url_prefix=prefix)
     register_error_handlers(app)
     register_request_hooks(app)
 

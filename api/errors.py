@@ -55,13 +55,9 @@ def error_response(status: int, code: str, message: str, details: Any = None,
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     data = getattr(error, "data", None) or {}
-    headers = dict(data.get("headers") or {})
-    if error.response is not None:  # e.g. 405's Allow header, 429's Retry-After
-        headers.update({k: v for k, v in error.response.headers.items()
-                        if k.lower() not in ("content-type", "content-length")})
-    elif status == 405:
-        headers.update(dict(error.get_headers()))
-        headers.pop("Content-Type", None)
+    # Keep what the exception says about itself (405's Allow, 429's Retry-After, ...).
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    headers.update(data.get("headers") or {})
     messages = data.get("messages") or data.get("errors")
     if status == 400 and messages:
         return error_response(400, "VALIDATION_ERROR", "The request is not valid.",
@@ -83,8 +79,7 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle_domain_error(error: domain.DomainError) -> Response:
-    status = next(code for cls, code in DOMAIN_STATUS + [(domain.DomainError, 400)]
-                  if isinstance(error, cls))
+    status = next((code for cls, code in DOMAIN_STATUS if isinstance(error, cls)), 400)
     return error_response(status, error.code, error.message, error.details)
 
 

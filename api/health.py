@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
+from marshmallow import fields
 
 from api.services import services
 from api.smorest import Blueprint, Schema
-from marshmallow import fields
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 
@@ -30,7 +31,7 @@ class Health(MethodView):
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, description="A dependency is unreachable")
-    def get(self) -> dict[str, Any] | tuple[Any, int]:
+    def get(self) -> dict[str, Any] | Response:
         """Readiness: the database and Redis both answer."""
         from api.errors import error_response
 

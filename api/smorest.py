@@ -29,7 +29,7 @@ class Schema(ma.Schema):
 
 class MetaSchema(ma.Schema):
     timestamp = ma.fields.String()
-    requestId = ma.fields.String()  # noqa: N815 - wire name
+    requestId = ma.fields.String()
     version = ma.fields.String()
 
 

@@ -13,8 +13,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Dev-only defaults. Production refuses to start while any secret still has one of these.
-DEV_SECRET_KEY = "dev-secret-key-change-me-dev-secret-key"  # noqa: S105
-DEV_JWT_SECRET_KEY = "dev-jwt-secret-change-me-dev-jwt-secret"  # noqa: S105
+DEV_SECRET_KEY = "dev-secret-key-change-me-dev-secret-key"
+DEV_JWT_SECRET_KEY = "dev-jwt-secret-change-me-dev-jwt-secret"
 MIN_SECRET_LENGTH = 32
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "taplive.sqlite3"

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from core.context import request_id_var, task_id_var, user_id_var
 
+_base_factory = logging.getLogRecordFactory()
+_service_name = "taplive"
 
-class ContextFilter(logging.Filter):
-    """Stamp every record with the service name and whatever ids are in scope."""
 
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.service = self.service
-        record.request_id = request_id_var.get()
-        record.task_id = task_id_var.get()
-        record.user_id = user_id_var.get()
-        return True
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp every record at creation with the service and the ids in scope, so every handler
+    (ours, gunicorn's, Celery's, pytest's) sees the same correlation fields."""
+    record = _base_factory(*args, **kwargs)
+    record.service = _service_name
+    record.request_id = request_id_var.get()
+    record.task_id = task_id_var.get()
+    record.user_id = user_id_var.get()
+    return record
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """Install one stdout handler on the root logger (idempotent: safe to call per app/worker)."""
+    global _service_name
+    _service_name = service
+    logging.setLogRecordFactory(_record_factory)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_taplive", False):
@@ -49,6 +52,5 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
                 "%(name)s: %(message)s"
             )
         )
-    handler.addFilter(ContextFilter(service))
     root.addHandler(handler)
     root.setLevel(level.upper())

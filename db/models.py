@@ -12,11 +12,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from geoalchemy2 import Geography
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Computed,
     Enum,
     Float,
     ForeignKey,
@@ -39,7 +37,8 @@ from domain.enums import (
 )
 
 # The generated geography column: derived by PostgreSQL from latitude/longitude so the two can
-# never disagree. SQLite has no such column (see the migration).
+# never disagree. It is deliberately not mapped on ``Order``: SQLite has no such column, and only
+# the geographic queries in ``db.queries.orders`` read it (see the migration).
 LOCATION_POINT_SQL = "(ST_SetSRID(ST_MakePoint(longitude, latitude), 4326))::geography"
 
 
@@ -83,8 +82,6 @@ class User(TimestampMixin, Base):
 
 class Order(TimestampMixin, Base):
     __tablename__ = "live_stream_orders"
-    # The generated column is never fetched back eagerly (SQLite has none to fetch).
-    __mapper_args__ = {"eager_defaults": False}
     __table_args__ = (
         CheckConstraint("base_amount_minor > 0", name="ck_orders_amount_positive"),
         CheckConstraint("service_radius > 0", name="ck_orders_radius_positive"),
@@ -110,12 +107,6 @@ class Order(TimestampMixin, Base):
     )
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
-    location_point: Mapped[Any] = mapped_column(
-        Geography("POINT", srid=4326, spatial_index=False),
-        Computed(LOCATION_POINT_SQL, persisted=True),
-        deferred=True,
-        nullable=True,
-    )
     location_address: Mapped[str | None] = mapped_column(Text)
     service_radius: Mapped[int] = mapped_column(Integer, default=1000)
     base_amount_minor: Mapped[int] = mapped_column(BigInteger)

@@ -61,7 +61,7 @@ class CursorCodec:
 
 def paginate(
     session: Session,
-    stmt: Select[tuple[T]],
+    stmt: Select[T],
     *,
     created_col: InstrumentedAttribute[datetime],
     id_col: InstrumentedAttribute[uuid.UUID],
@@ -74,7 +74,9 @@ def paginate(
     ``stmt`` is a plain filtered ``select(Model)`` without ORDER BY or LIMIT.
     """
     key = tuple_(created_col, id_col)
-    total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    # Count and probe on the key columns only: cheaper, and no ORM column list in a subquery.
+    keys_only = stmt.with_only_columns(created_col, id_col).order_by(None)
+    total = session.execute(select(func.count()).select_from(keys_only.subquery()))
     total_count = int(total.scalar_one())
 
     direction: Direction = "next"
@@ -87,7 +89,7 @@ def paginate(
         page_stmt = page_stmt.order_by(created_col.desc(), id_col.desc())
     else:
         page_stmt = page_stmt.order_by(created_col.asc(), id_col.asc())
-    rows = list(session.scalars(page_stmt.limit(limit + 1)))
+    rows: list[T] = list(session.scalars(page_stmt.limit(limit + 1)))
     overflow = len(rows) > limit
     rows = rows[:limit]
     if direction == "prev":
@@ -97,7 +99,7 @@ def paginate(
         return getattr(row, created_col.key), getattr(row, id_col.key)
 
     def _exists(condition: Any) -> bool:
-        return bool(session.scalar(select(stmt.where(condition).exists())))
+        return bool(session.scalar(select(keys_only.where(condition).exists())))
 
     if rows:
         first, last = _key(rows[0]), _key(rows[-1])

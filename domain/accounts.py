@@ -10,7 +10,9 @@ from domain.enums import UserRole, VerificationStatus
 from domain.passwords import hash_password
 
 
-def ensure_admin(session: Session, *, email: str, username: str, password: str) -> tuple[User, bool]:
+def ensure_admin(
+    session: Session, *, email: str, username: str, password: str
+) -> tuple[User, bool]:
     """Create the first admin if no admin exists. Returns (admin, created). Safe to run twice."""
     existing = session.scalars(select(User).where(User.role == UserRole.ADMIN).limit(1)).first()
     if existing is not None:

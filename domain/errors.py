@@ -1,4 +1,4 @@
-"""Domain exceptions. Raised where a rule lives; mapped to HTTP in exactly one place (api.errors)."""
+"""Domain exceptions: raised where a rule lives, mapped to HTTP in one place (api.errors)."""
 
 from __future__ import annotations
 

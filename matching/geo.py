@@ -151,14 +151,15 @@ def haversine_m(
 ) -> FloatArray:
     """Vectorised haversine great-circle distance in metres (broadcasting).
 
-    Used by the brute-force baseline and tests; the index itself measures
-    chords, which is equivalent and cheaper once vectors are precomputed.
+    Used by the brute-force baseline; the index works on unit vectors, which
+    is equivalent and cheaper once vectors are precomputed.
     """
     p1 = np.radians(np.asarray(lat1, dtype=np.float64))
     p2 = np.radians(np.asarray(lat2, dtype=np.float64))
     dphi = p2 - p1
     dlmb = np.radians(np.asarray(lon2, dtype=np.float64) - np.asarray(lon1, dtype=np.float64))
     a = np.sin(dphi / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2.0) ** 2
-    return np.asarray(
-        2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), dtype=np.float64
+    # atleast_1d: scalar inputs give a length-1 array, like every other helper here.
+    return np.atleast_1d(
+        np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0))), np.float64)
     )

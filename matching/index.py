@@ -232,7 +232,7 @@ class ProviderIndex:
         )
         if idx.shape[0] == 0:
             return Candidates.empty(self.ids.dtype)
-        dist = _arc_m(self.xyz[idx], np.broadcast_to(q, (idx.shape[0], 3)))
+        dist = _arc_m(np.broadcast_to(q, (idx.shape[0], 3)), self.xyz[idx])
         ok = dist <= np.minimum(radius, self.max_travel_m[idx])
         return self._candidates(idx[ok], dist[ok])
 

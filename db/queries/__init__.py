@@ -1,1 +1,1 @@
-"""Named queries: every SELECT the API and tasks need lives here, behind an intention-revealing name."""
+"""Named queries: every SELECT the API and tasks need, behind an intention-revealing name."""

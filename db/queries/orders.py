@@ -1,4 +1,7 @@
-"""Order queries, including the geographic ones (PostGIS on PostgreSQL, bbox + exact filter on SQLite)."""
+"""Order queries, including the geographic ones.
+
+PostGIS on PostgreSQL; an indexed bounding box plus an exact great-circle filter on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,26 @@ import uuid
 from dataclasses import dataclass
 
 from geoalchemy2 import Geography
-from sqlalchemy import ColumnElement, Select, and_, cast, false, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from db.models import Order, User
 from domain.enums import OrderStatus
 from domain.geo import bounding_box
+
+# PostgreSQL-only generated column (see db.models.LOCATION_POINT_SQL), referenced by name.
+LOCATION_POINT: ColumnElement[object] = literal_column("live_stream_orders.location_point")
 
 
 @dataclass(frozen=True)
@@ -50,13 +67,13 @@ def find_pending_near(
     on the sphere. SQLite narrows with the indexed lat/lon bounding box, then applies the exact
     haversine filter and ordering (``taplive_distance_m`` is registered on every connection).
     """
-    stmt: Select[tuple[Order, float, str]]
+    stmt: Select[Order, float, str]
     if session.get_bind().dialect.name == "postgresql":
         point = _postgis_point(latitude, longitude)
-        distance = func.ST_Distance(Order.location_point, point, False)
+        distance = func.ST_Distance(LOCATION_POINT, point, False)
         stmt = select(Order, distance.label("distance_m"), User.username).where(
             Order.status == OrderStatus.PENDING,
-            func.ST_DWithin(Order.location_point, point, radius_m, False),
+            func.ST_DWithin(LOCATION_POINT, point, radius_m, False),
         )
     else:
         distance = func.taplive_distance_m(
@@ -69,6 +86,6 @@ def find_pending_near(
         )
     stmt = stmt.join(User, User.id == Order.creator_id).order_by(distance, Order.id).limit(limit)
     return [
-        NearbyOrder(order=row[0], distance_m=float(row[1]), creator_name=row[2])
-        for row in session.execute(stmt)
+        NearbyOrder(order=order, distance_m=float(distance_m), creator_name=creator_name)
+        for order, distance_m, creator_name in session.execute(stmt).tuples()
     ]
