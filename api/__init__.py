@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from api.auth import init_auth
 from api.errors import register_error_handlers
 from api.request_hooks import register_request_hooks
 from api.services import Services
 from api.smorest import Api, Blueprint
+from api.unit_of_work import register_unit_of_work
 from core.config import Settings, load_settings
 from core.logging import configure_logging
 from core.redis import make_redis
@@ -18,8 +20,26 @@ from db.session import Database, make_engine
 def _blueprints() -> list[tuple[Blueprint, str]]:
     """(blueprint, url_prefix) in registration order; the one list of what the API serves."""
     from api import health
+    from api.blueprints import (
+        admin_users,
+        applications,
+        auth,
+        order_actions,
+        orders,
+        providers,
+        users,
+    )
 
-    return [(health.blp, "")]
+    return [
+        (health.blp, ""),
+        (auth.blp, "/api/v1/auth"),
+        (users.blp, "/api/v1/users"),
+        (admin_users.blp, "/api/v1/admin/users"),
+        (orders.blp, "/api/v1/orders"),
+        (applications.blp, "/api/v1/orders"),
+        (order_actions.blp, "/api/v1"),
+        (providers.blp, "/api/v1/providers"),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -59,6 +79,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blueprint, url_prefix=prefix)
     register_error_handlers(app)
     register_request_hooks(app)
+    init_auth(app, api, settings)
+    register_unit_of_work(app)
 
     from workers.celery_factory import celery_init_app
 

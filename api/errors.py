@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.envelope import failure
@@ -90,7 +91,14 @@ def handle_unexpected(error: Exception) -> Response:
     return error_response(500, "INTERNAL_ERROR", InternalServerError.description)
 
 
+def handle_stale_data(_error: StaleDataError) -> Response:
+    # Two writers raced on the same row version; the loser is told to retry.
+    return error_response(409, "CONCURRENT_UPDATE",
+                          "The resource was changed by another request; retry.")
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(StaleDataError, handle_stale_data)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(domain.DomainError, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)

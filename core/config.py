@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Dev-only defaults. Production refuses to start while any secret still has one of these.
@@ -54,6 +54,49 @@ class Settings(BaseSettings):
     page_size_max: int = 100
     celery_always_eager: bool = False
     celery_visibility_timeout_s: int = 3600
+    idempotency_ttl_hours: int = Field(default=24, ge=24)
+    order_min_radius_m: int = 50
+    order_max_radius_m: int = 50_000
+    order_max_schedule_ahead_days: int = 365
+    dispute_window_hours: int = 72
+    location_max_age_s: int = 300
+    order_pending_ttl_hours: int = 24
+    order_expiry_grace_minutes: int = 30
+
+    # Accounts and authentication (docs/auth.md).
+    jwt_access_ttl_s: int = Field(default=900, ge=60)
+    jwt_refresh_ttl_s: int = Field(default=1_209_600, ge=300)
+    password_min_length: int = Field(default=10, ge=8, le=64)
+    # zxcvbn score (0-4) a new password must reach; 2 refuses every common password and its
+    # simple variants ("P@ssw0rd2024").
+    password_min_strength: int = Field(default=2, ge=0, le=4)
+    # Rate limits ("N per W unit" strings, see the ``limits`` package). None: on, except under
+    # APP_ENV=test where suites share one client IP (tests enable it explicitly).
+    rate_limit_enabled: bool | None = None
+    rate_limit_strategy: str = Field(
+        default="fixed-window", pattern="^(fixed-window|moving-window|sliding-window-counter)$"
+    )
+    rate_limit_anonymous: str = "100 per 15 minutes"
+    rate_limit_authenticated: str = "1000 per 15 minutes"
+    rate_limit_premium: str = "5000 per 15 minutes"
+    rate_limit_login_ip: str = "30 per 15 minutes"
+    rate_limit_login_account: str = "10 per 15 minutes"
+    rate_limit_register_ip: str = "10 per 15 minutes"
+    rate_limit_register_account: str = "5 per 15 minutes"
+    # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: use the peer).
+    trusted_proxy_count: int = Field(default=0, ge=0, le=5)
+
+    @field_validator(
+        "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",
+        "rate_limit_login_ip", "rate_limit_login_account", "rate_limit_register_ip",
+        "rate_limit_register_account",
+    )
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # raises ValueError on a malformed limit: refuse to start
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -85,6 +128,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env is AppEnv.PRODUCTION
+
+    @property
+    def rate_limits_on(self) -> bool:
+        if self.rate_limit_enabled is not None:
+            return self.rate_limit_enabled
+        return self.app_env is not AppEnv.TEST
 
 
 def load_settings(**overrides: object) -> Settings:

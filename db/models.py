@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Enum,
     Float,
@@ -24,8 +25,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
+    func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.types import JSONType, StringList, UTCDateTime, enum_values, utcnow
 from domain.enums import (
@@ -78,6 +81,45 @@ class User(TimestampMixin, Base):
         default=VerificationStatus.PENDING,
     )
     last_active_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Accounts (migration 0002). Premium raises the rate limit tier; it is set by billing or an
+    # operator, never by the user (the profile JSON is user-editable, so it cannot live there).
+    is_premium: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Bumped to revoke every token of the user at once (logout-all, password change, erasure):
+    # tokens carry the generation they were minted in and older ones are refused.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verification_reason: Mapped[str | None] = mapped_column(String(500))
+    verification_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Usernames are unique regardless of case ("Alice" and "alice" are the same person).
+Index("uq_users_username_lower", func.lower(User.username), unique=True)
+
+
+class AuditEvent(Base):
+    """One security event (login, failed login, logout, verification decision, erasure...).
+
+    ``event`` is a plain string, not a database enum, so a new kind of event needs no migration;
+    the vocabulary is ``domain.audit.AuditEventType``.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("idx_audit_actor", "actor_id", "occurred_at"),
+        Index("idx_audit_subject", "subject_id", "occurred_at"),
+        Index("idx_audit_event", "event", "occurred_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Order(TimestampMixin, Base):
@@ -121,6 +163,19 @@ class Order(TimestampMixin, Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     requirements: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     tags: Mapped[list[str] | None] = mapped_column(StringList)
+    # Lifecycle (migration 0003): optimistic version for concurrent transitions, and the why of
+    # the terminal states.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # What the creator agreed to pay the accepted provider (their proposal, else the base amount).
+    agreed_amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancellation_reason: Mapped[str | None] = mapped_column(Text)
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+
+    # The ORM adds "AND version = :old" to every UPDATE of an order and bumps it: a transition
+    # that lost a race fails loudly (StaleDataError) instead of overwriting the winner.
+    __mapper_args__ = {"version_id_col": version}
 
 
 class OrderApplication(TimestampMixin, Base):
@@ -144,6 +199,7 @@ class OrderApplication(TimestampMixin, Base):
     status: Mapped[ApplicationStatus] = mapped_column(
         _enum(ApplicationStatus, "application_status_enum"), default=ApplicationStatus.PENDING
     )
+    order: Mapped[Order] = relationship(lazy="select")
 
 
 class PaymentTransaction(TimestampMixin, Base):

@@ -6,8 +6,9 @@ of every request and task); domain code receives the session as an argument.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from domain.geo import great_circle_m
+
+log = logging.getLogger(__name__)
 
 
 def normalise_database_url(url: str) -> str:
@@ -33,7 +36,17 @@ def _sqlite_haversine(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> float | Non
     return great_circle_m(float(lat1), float(lon1), float(lat2), float(lon2))
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # IMMEDIATE takes the write lock up front: a transaction that reads then writes can never
+    # fail half-way with "database is locked" because another writer got in between. It
+    # serialises transactions, which is fine for standalone mode (one machine, a few users).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINTs; SQLAlchemy's documented recipe is
+    # to switch it off and emit BEGIN ourselves (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     # deterministic=True lets SQLite use the function in indexes and skip re-evaluation.
     dbapi_conn.create_function("taplive_distance_m", 4, _sqlite_haversine, deterministic=True)
     cur = dbapi_conn.cursor()
@@ -53,6 +66,7 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
         url,
@@ -69,11 +83,30 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
 
 
 class Database:
-    """Owns an engine and the session factory bound to it."""
+    """Owns an engine, the session factory bound to it, and the after-commit hooks."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.session = scoped_session(sessionmaker(bind=engine, expire_on_commit=False))
+        self._after_commit: list[Callable[[Session], None]] = []
+        self.session = self._scoped(bind=engine)
+
+    def _scoped(self, **options: Any) -> scoped_session[Session]:
+        factory = sessionmaker(expire_on_commit=False, **options)
+        event.listen(factory, "after_commit", self._fire_after_commit)
+        return scoped_session(factory)
+
+    def on_commit(self, hook: Callable[[Session], None]) -> None:
+        """Run ``hook(session)`` after every successful commit (e.g. kick the outbox relay).
+        Hooks must not touch the database; a failing hook is logged, never raised: the data is
+        already committed and the sweeper will catch up."""
+        self._after_commit.append(hook)
+
+    def _fire_after_commit(self, session: Session) -> None:
+        for hook in self._after_commit:
+            try:
+                hook(session)
+            except Exception:
+                log.exception("after-commit hook failed")
 
     @property
     def dialect(self) -> str:
@@ -83,15 +116,11 @@ class Database:
         """Route every session through one connection (tests: an outer transaction rolled back
         at the end, with commits turned into savepoints)."""
         self.session.remove()
-        self.session = scoped_session(
-            sessionmaker(
-                bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-            )
-        )
+        self.session = self._scoped(bind=connection, join_transaction_mode="create_savepoint")
 
     def unbind(self) -> None:
         self.session.remove()
-        self.session = scoped_session(sessionmaker(bind=self.engine, expire_on_commit=False))
+        self.session = self._scoped(bind=self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -64,3 +64,16 @@ def bounding_box(latitude: float, longitude: float, radius_m: float) -> Bounding
     if east > 180.0:
         return BoundingBox(min_lat, max_lat, ((west, 180.0), (-180.0, east - 360.0)))
     return BoundingBox(min_lat, max_lat, ((west, east),))
+
+
+def point_in_ring(x: float, y: float, ring: list[list[float]]) -> bool:
+    """Even-odd ray casting on a GeoJSON ring of [lon, lat] pairs (planar; fine for the city-
+    sized operating areas it serves in standalone mode; PostGIS does it properly elsewhere)."""
+    inside = False
+    n = len(ring)
+    for i in range(n):
+        x1, y1 = ring[i][0], ring[i][1]
+        x2, y2 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
+        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
+            inside = not inside
+    return inside

@@ -6,18 +6,28 @@ provider takes at most one order, each order at most one provider, and only
 candidate edges produced by :class:`~matching.index.ProviderIndex` (which
 already enforce order radius and provider max travel) may be used.
 
-Solver choice - ``method="sparse"`` (default):
-``scipy.sparse.csgraph.min_weight_full_bipartite_matching`` (LAPJVsp) on the
-sparse cost matrix, with one private dummy "unmatched" column per order whose
-cost ``D`` exceeds (rows x largest real cost).  Any matching that leaves one
-more order unmatched then costs more than every possible saving in metres, so
-the solver maximises the matched count first and minimises distance second.
-It works on the edge list directly (memory O(edges)) and was measured ~10-100x
-faster at 10k orders x 100k providers than the alternative kept as
-``method="components"`` - ``linear_sum_assignment`` per connected component -
-because city centres form a few giant components (thousands of orders x tens
-of thousands of providers) for which a dense matrix costs O(rows x cols)
-memory and the dense solver O(rows^2 x cols) time.  See docs/matching.md.
+Unmatched orders: every order gets a private dummy "unmatched" column whose
+cost ``D`` exceeds (rows x largest real cost).  Leaving one more order
+unmatched then costs more than any saving in metres, so a min-cost *full*
+matching maximises the matched count first and minimises distance second.
+
+Solver choice (measured at 10k orders x 100k providers on 2 cores, see
+docs/matching.md): the default ``method="components"`` splits the candidate
+graph into connected components (``scipy.sparse.csgraph.connected_components``),
+settles single-order / single-provider components in one vectorised pass,
+solves small components with dense ``linear_sum_assignment`` and large ones
+with sparse ``min_weight_full_bipartite_matching`` (LAPJVsp).  One global
+LAPJVsp call (``method="sparse"``) finds the same optimum but was 2.6x slower
+with all candidates in radius (1.9M edges) and ~7x slower with 16 candidates
+per order: each shortest-augmenting-path search does bookkeeping over *all*
+columns, so its cost grows with rows x every reachable provider, while per
+component it only pays for the providers that component can reach.  A dense
+LSA over whole components is no option either: city centres form components
+of ~1k orders x ~10k providers, where dense O(rows x cols) memory and
+O(rows^2 x cols) time lose to LAPJVsp; hence the size switch
+(:data:`DENSE_CELL_LIMIT`).  When everything is one dense metro component
+(the tight-supply benchmarks) there is nothing to split and the global call
+is a few tens of milliseconds faster at 2k orders; not worth a second path.
 """
 
 from __future__ import annotations
@@ -34,11 +44,12 @@ from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite
 from .candidates import CandidateEdges, IntArray
 from .geo import FloatArray
 
-__all__ = ["Assignment", "Method", "assign", "greedy_assign"]
+__all__ = ["DENSE_CELL_LIMIT", "Assignment", "Method", "assign", "greedy_assign"]
 
-Method = Literal["sparse", "components"]
+Method = Literal["components", "sparse"]
 
-_DENSE_CELL_LIMIT = 20_000_000  # larger components go to the sparse solver
+DENSE_CELL_LIMIT = 1_000_000  # 1e5..1e6 measured equally good; 5e6 is slower
+"""Components with rows x (cols + rows) above this use LAPJVsp, below dense LSA."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +91,9 @@ class Assignment:
         return dict(zip(self.order_idx.tolist(), self.provider_idx.tolist(), strict=True))
 
 
-def _result(
-    edges: CandidateEdges, sel: IntArray, cost: FloatArray, method: str
-) -> Assignment:
+def _result(edges: CandidateEdges, sel: IntArray, cost: FloatArray, method: str) -> Assignment:
     """Build an :class:`Assignment` from selected edge positions."""
-    sel = sel[np.argsort(edges.order_idx[sel], kind="stable")]
+    sel = np.sort(sel)  # edges are grouped by order, so this sorts by order
     dist = edges.distance_m[sel]
     m = int(sel.shape[0])
     return Assignment(
@@ -116,13 +125,13 @@ def _edge_costs(edges: CandidateEdges, costs: npt.ArrayLike | None) -> FloatArra
 def greedy_assign(edges: CandidateEdges, costs: npt.ArrayLike | None = None) -> Assignment:
     """Nearest-first greedy baseline.
 
-    Walks all edges by ascending cost (ties: order, then provider) and takes
-    an edge when both ends are still free.  This is what a naive dispatcher
-    does; it can strand orders whose only provider was taken by an order that
-    had alternatives, which the optimal solver avoids.
+    Walks all edges by ascending cost (ties: edge order, i.e. by order) and
+    takes an edge when both ends are still free.  This is what a naive
+    dispatcher does; it can strand orders whose only provider was taken by
+    an order that had alternatives, which the optimal solver avoids.
     """
     cost = _edge_costs(edges, costs)
-    perm = np.lexsort((edges.provider_idx, edges.order_idx, cost))
+    perm = np.argsort(cost, kind="stable")
     order_free = np.ones(edges.n_orders, dtype=bool)
     prov_free = np.ones(edges.n_providers, dtype=bool)
     chosen: list[int] = []
@@ -140,73 +149,126 @@ def greedy_assign(edges: CandidateEdges, costs: npt.ArrayLike | None = None) -> 
     return _result(edges, np.asarray(chosen, dtype=np.intp), cost, "greedy")
 
 
-def _dedupe(edges: CandidateEdges, cost: FloatArray) -> IntArray:
-    """Positions of the cheapest edge per (order, provider) pair.
-
-    A sparse matrix would *sum* duplicate entries, so they must go first.
-    """
-    perm = np.lexsort((cost, edges.provider_idx, edges.order_idx))
-    o, p = edges.order_idx[perm], edges.provider_idx[perm]
-    first = np.ones(perm.shape[0], dtype=bool)
-    first[1:] = (o[1:] != o[:-1]) | (p[1:] != p[:-1])
-    return perm[first]
+# ----------------------------------------------------------------- solvers
+# Each solver takes compressed edges (rows 0..n_r-1 grouped ascending, cols
+# 0..n_c-1, weights > 0, no duplicate pairs) and returns, per row, the
+# matched column or -1.
 
 
-def _dummy_cost(w: FloatArray, rows: int) -> float:
+def _dummy_cost(w: FloatArray, n_rows: int) -> float:
     """Cost of leaving one order unmatched: more than any all-real matching."""
-    return float(rows * float(w.max()) * (1.0 + 1e-9) + 1.0)
+    return float(n_rows * float(w.max()) * (1.0 + 1e-9) + 1.0)
 
 
-def _solve_sparse(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
-    """LAPJVsp with private dummies; returns positions into r/c/w that are matched."""
-    dummy = _dummy_cost(w, n_r)
+def _lapjvsp(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
+    """Sparse LAPJVsp with one private dummy column per row."""
     ar = np.arange(n_r, dtype=np.intp)
-    data = np.concatenate([w, np.full(n_r, dummy)])
+    data = np.concatenate([w, np.full(n_r, _dummy_cost(w, n_r))])
     ij = (np.concatenate([r, ar]), np.concatenate([c, n_c + ar]))
-    mat = csr_array((data, ij), shape=(n_r, n_c + n_r))
-    ri, ci = min_weight_full_bipartite_matching(mat)
+    ri, ci = min_weight_full_bipartite_matching(csr_array((data, ij), shape=(n_r, n_c + n_r)))
+    match = np.full(n_r, -1, dtype=np.intp)
     real = ci < n_c
-    key = r.astype(np.int64) * n_c + c  # r/c are sorted by (r, c) by the caller
-    return np.searchsorted(key, ri[real].astype(np.int64) * n_c + ci[real]).astype(np.intp)
+    match[ri[real]] = ci[real]
+    return match
 
 
-def _solve_dense(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
-    """linear_sum_assignment on a dense (rows x (cols + rows)) matrix with dummies."""
+def _dense_lsa(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
+    """Dense ``linear_sum_assignment`` on rows x (cols + dummies); inf = no edge."""
     mat = np.full((n_r, n_c + n_r), np.inf)
     mat[r, c] = w
-    mat[np.arange(n_r), n_c + np.arange(n_r)] = _dummy_cost(w, n_r)
+    ar = np.arange(n_r)
+    mat[ar, n_c + ar] = _dummy_cost(w, n_r)
     ri, ci = linear_sum_assignment(mat)
+    match = np.full(n_r, -1, dtype=np.intp)
     real = ci < n_c
-    key = r.astype(np.int64) * n_c + c
-    return np.searchsorted(key, ri[real].astype(np.int64) * n_c + ci[real]).astype(np.intp)
+    match[ri[real]] = ci[real]
+    return match
 
 
-def _solve_components(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
-    """Dense LSA per connected component (huge components fall back to sparse)."""
-    adj = coo_array((np.ones(r.shape[0]), (r, n_r + c)), shape=(n_r + n_c, n_r + n_c))
-    _, label = connected_components(adj, directed=False)
-    edge_label = label[r]
-    perm = np.argsort(edge_label, kind="stable")  # keeps (r, c) order within a component
-    bounds = np.flatnonzero(np.diff(edge_label[perm])) + 1
-    out: list[IntArray] = []
-    for grp in np.split(perm, bounds):
-        rows, r_loc = np.unique(r[grp], return_inverse=True)
-        cols, c_loc = np.unique(c[grp], return_inverse=True)
-        if rows.shape[0] == 1:  # one order: cheapest edge
-            out.append(grp[[int(np.argmin(w[grp]))]])
-            continue
-        nr, nc = rows.shape[0], cols.shape[0]
-        solve = _solve_dense if nr * (nc + nr) <= _DENSE_CELL_LIMIT else _solve_sparse
-        local = solve(r_loc.astype(np.intp), c_loc.astype(np.intp), w[grp], nr, nc)
-        out.append(grp[local])
-    return np.concatenate(out) if out else np.empty(0, dtype=np.intp)
+def _first_min_per_group(w: FloatArray, starts: IntArray, group: IntArray) -> IntArray:
+    """Position of the first minimum of ``w`` in each contiguous group."""
+    seg_min = np.minimum.reduceat(w, starts)
+    pos = np.flatnonzero(w == seg_min[group])
+    first = np.ones(pos.shape[0], dtype=bool)
+    first[1:] = group[pos[1:]] != group[pos[:-1]]
+    return pos[first]
+
+
+def _components(r: IntArray, c: IntArray, w: FloatArray, n_r: int, n_c: int) -> IntArray:
+    """Per connected component: vectorised trivial cases, dense LSA or LAPJVsp."""
+    n = n_r + n_c
+    adj = coo_array((np.ones(r.shape[0], dtype=np.int8), (r, n_r + c)), shape=(n, n))
+    n_comp, label = connected_components(adj, directed=False)
+    row_lab, col_lab = label[:n_r], label[n_r:]
+    row_cnt = np.bincount(row_lab, minlength=n_comp)
+    col_cnt = np.bincount(col_lab, minlength=n_comp)
+    # rows/cols listed component by component; local index = rank inside it
+    row_order = np.argsort(row_lab, kind="stable")
+    col_order = np.argsort(col_lab, kind="stable")
+    row_start = np.concatenate([[0], np.cumsum(row_cnt)[:-1]])
+    col_start = np.concatenate([[0], np.cumsum(col_cnt)[:-1]])
+    local_row = np.empty(n_r, dtype=np.intp)
+    local_row[row_order] = np.arange(n_r) - row_start[row_lab[row_order]]
+    local_col = np.empty(n_c, dtype=np.intp)
+    local_col[col_order] = np.arange(n_c) - col_start[col_lab[col_order]]
+    # edges component by component, without sorting them: concatenate the
+    # (contiguous) edge ranges of the rows in row_order
+    row_ptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n_r))])
+    lens = row_ptr[row_order + 1] - row_ptr[row_order]
+    offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    eperm = np.repeat(row_ptr[row_order] - offs, lens) + np.arange(r.shape[0])
+    er, ec, ew = r[eperm], c[eperm], w[eperm]
+    e_lab = row_lab[er]
+    e_cnt = np.bincount(e_lab, minlength=n_comp)
+    e_start = np.concatenate([[0], np.cumsum(e_cnt)[:-1]])
+
+    match = np.full(n_r, -1, dtype=np.intp)
+    # One order, or one provider: only one edge can be used; take the cheapest.
+    trivial = (row_cnt == 1) | (col_cnt == 1)
+    best = _first_min_per_group(ew, e_start, e_lab)
+    best = best[trivial[e_lab[best]]]
+    match[er[best]] = ec[best]
+    for k in np.flatnonzero(~trivial).tolist():
+        s, e = int(e_start[k]), int(e_start[k] + e_cnt[k])
+        nr, nc = int(row_cnt[k]), int(col_cnt[k])
+        solve = _dense_lsa if nr * (nc + nr) <= DENSE_CELL_LIMIT else _lapjvsp
+        local = solve(local_row[er[s:e]], local_col[ec[s:e]], ew[s:e], nr, nc)
+        hit = np.flatnonzero(local >= 0)
+        rows = row_order[row_start[k] + hit]
+        match[rows] = col_order[col_start[k] + local[hit]]
+    return match
+
+
+def _unique_pairs(edges: CandidateEdges, cost: FloatArray) -> IntArray:
+    """Edge positions with one (cheapest) edge per (order, provider) pair.
+
+    Sparse matrices would *sum* duplicates.  Index output never has any, so
+    the common path is one integer sort to prove it.
+    """
+    key = edges.order_idx.astype(np.int64) * edges.n_providers + edges.provider_idx
+    s = np.sort(key)
+    if not bool(np.any(s[1:] == s[:-1])):
+        return np.arange(key.shape[0], dtype=np.intp)
+    perm = np.lexsort((cost, key))
+    first = np.ones(perm.shape[0], dtype=bool)
+    first[1:] = key[perm[1:]] != key[perm[:-1]]
+    return np.sort(perm[first]).astype(np.intp)  # back in order-grouped layout
+
+
+def _compress(ids: IntArray, n: int) -> tuple[IntArray, IntArray]:
+    """Relabel ids to 0..k-1 (monotonic) without sorting; returns (labels, originals)."""
+    present = np.zeros(n, dtype=bool)
+    present[ids] = True
+    originals = np.flatnonzero(present)
+    new = np.cumsum(present, dtype=np.intp) - 1
+    return new[ids], originals
 
 
 def assign(
     edges: CandidateEdges,
     costs: npt.ArrayLike | None = None,
     *,
-    method: Method = "sparse",
+    method: Method = "components",
 ) -> Assignment:
     """Optimal batch assignment over candidate ``edges``.
 
@@ -214,21 +276,19 @@ def assign(
     objective, e.g. ``scores_to_costs(edge_scores(...))``; the reported
     distances are still metres.  Orders without edges stay unmatched.
     """
+    if method not in ("components", "sparse"):
+        raise ValueError(f"unknown method {method!r}")
     cost = _edge_costs(edges, costs)
     if len(edges) == 0:
         return _result(edges, np.empty(0, dtype=np.intp), cost, method)
-    keep = _dedupe(edges, cost)  # sorted by (order, provider)
-    rows, r_loc = np.unique(edges.order_idx[keep], return_inverse=True)
-    cols, c_loc = np.unique(edges.provider_idx[keep], return_inverse=True)
+    keep = _unique_pairs(edges, cost)
+    r, _ = _compress(edges.order_idx[keep], edges.n_orders)
+    c, _ = _compress(edges.provider_idx[keep], edges.n_providers)
+    n_r, n_c = int(r.max()) + 1, int(c.max()) + 1
     # +1 keeps every weight non-zero (LAPJVsp drops explicit zeros); it adds
     # the same constant to every full matching, so the optimum is unchanged.
     w = cost[keep] + 1.0
-    r_loc = r_loc.astype(np.intp)
-    c_loc = c_loc.astype(np.intp)
-    if method == "sparse":
-        local = _solve_sparse(r_loc, c_loc, w, rows.shape[0], cols.shape[0])
-    elif method == "components":
-        local = _solve_components(r_loc, c_loc, w, rows.shape[0], cols.shape[0])
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    return _result(edges, keep[local], cost, method)
+    solve = _lapjvsp if method == "sparse" else _components
+    match = solve(r, c, w, n_r, n_c)
+    chosen = np.flatnonzero(c == match[r])  # pairs are unique: one edge per row
+    return _result(edges, keep[chosen], cost, method)

@@ -43,7 +43,7 @@ def match_orders(
     max_candidates: int | None = None,
     weights: ScoringWeights | None = None,
     asked_price: npt.ArrayLike | None = None,
-    method: Method = "sparse",
+    method: Method = "components",
 ) -> Assignment:
     """Match many pending orders to providers in one optimal assignment.
 

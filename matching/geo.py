@@ -66,9 +66,7 @@ def as_float_array(values: npt.ArrayLike, name: str) -> FloatArray:
     return arr
 
 
-def validate_coordinates(
-    lat: npt.ArrayLike, lon: npt.ArrayLike
-) -> tuple[FloatArray, FloatArray]:
+def validate_coordinates(lat: npt.ArrayLike, lon: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     """Validate and normalise latitude/longitude in degrees.
 
     Returns two 1-D float64 arrays of equal length.  Rejects NaN/inf, latitude

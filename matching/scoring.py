@@ -212,12 +212,13 @@ def rank(
     if limit is not None:
         order = order[: max(limit, 0)]
     out: list[RankedCandidate] = []
+    ids = candidates.ids.tolist()  # plain Python ids (str/int/object alike)
     for i in order.tolist():
         breakdown = dict(zip(COMPONENTS, parts[i].tolist(), strict=True))
         out.append(
             RankedCandidate(
                 provider_index=int(candidates.indices[i]),
-                provider_id=candidates.ids[i].item(),
+                provider_id=ids[i],
                 distance_m=float(candidates.distances_m[i]),
                 score=float(sum(breakdown.values())),
                 breakdown=breakdown,

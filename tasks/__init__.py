@@ -1,3 +1,3 @@
 """Thin Celery tasks: take ids, re-load, check state, call one domain function."""
 
-from tasks import maintenance  # noqa: F401  (registers the tasks with the current app)
+from tasks import events, maintenance, orders  # noqa: F401  (registers the tasks with the current app)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
+from api.auth import activity
 from api.services import services
+from db.queries import users as user_queries
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "taplive:heartbeat:last"
@@ -21,3 +23,17 @@ def heartbeat() -> str:
     services().redis.set(HEARTBEAT_KEY, now, ex=3600)
     log.info("heartbeat")
     return now
+
+
+@shared_task(name="maintenance.flush_last_active", time_limit=60, soft_time_limit=50,
+             ignore_result=True)
+def flush_last_active() -> int:
+    """Write the activity marked in Redis since the last run to ``users.last_active_at``, in
+    one batched UPDATE (see ``api.auth.activity``). No retry policy: a failed batch stays in
+    Redis and the next tick (a minute later) writes it; times only move forward, so a batch
+    written twice is harmless. Returns the number of users updated."""
+    svc = services()
+    with activity.draining(svc.redis) as seen, svc.db.transaction() as session:
+        updated = user_queries.bump_last_active(session, seen)
+    log.info("flushed last activity", extra={"users": len(seen), "updated": updated})
+    return updated

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -103,17 +104,23 @@ def _rolled_back_session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[Session]:
-    """The app's scoped session, bound to one connection whose transaction is rolled back."""
+    """A session for the test's own setup and assertions, on the same connection as the app's
+    request sessions; that connection's outer transaction is rolled back at the end.
+
+    The app gets its own session object (as in production: one per request), so a request
+    that rolls back or closes its session never expires the test's objects."""
     database = app.extensions["taplive"].db
     connection = database.engine.connect()
     outer = connection.begin()
     database.bind_to_connection(connection)
-    session = database.session()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint",
+                      expire_on_commit=False)
     factories.bind(session)
     try:
         yield session
     finally:
         factories.bind(None)
+        session.close()
         database.unbind()
         outer.rollback()
         connection.close()
@@ -127,9 +134,24 @@ def any_session(request: pytest.FixtureRequest) -> Iterator[Session]:
     yield from _rolled_back_session(engine)
 
 
+class _ExpiringClient(FlaskClient):
+    """After each request, the test's session forgets what it had loaded, so assertions read
+    what the request committed rather than a stale identity map."""
+
+    test_session: Session
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        self.test_session.expire_all()
+        return response
+
+
 @pytest.fixture
 def client(app: Flask, db_session: Session) -> FlaskClient:
-    return app.test_client()
+    app.test_client_class = _ExpiringClient
+    test_client = app.test_client()
+    test_client.test_session = db_session  # type: ignore[attr-defined]
+    return test_client
 
 
 @pytest.fixture
@@ -138,3 +160,42 @@ def redis_client() -> Iterator[redis.Redis]:
     client.flushdb()
     yield client
     client.flushdb()
+
+
+@pytest.fixture
+def live_app(pg_url: str) -> Iterator[Flask]:
+    """An app whose requests really commit (for concurrency and worker tests). Everything it
+    wrote is truncated afterwards, so the rolled-back tests never see it."""
+    app = create_app(make_settings(pg_url, db_pool_size=20))
+    yield app
+    database = app.extensions["taplive"].db
+    database.session.remove()
+    with database.engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename NOT IN ('alembic_version', "
+            "'spatial_ref_sys')")).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    database.engine.dispose()
+
+
+@pytest.fixture
+def live_users(live_app: Flask) -> dict[str, object]:
+    """Committed users for live tests: a creator, verified providers, an admin."""
+    from db.models import User
+
+    database = live_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            users = {
+                "creator": factories.UserFactory(),
+                "provider": factories.UserFactory(provider=True, verified=True),
+                "rival": factories.UserFactory(provider=True, verified=True),
+                "admin": factories.UserFactory(admin=True),
+            }
+        finally:
+            factories.bind(None)
+        ids = {name: user.id for name, user in users.items()}
+    with database.transaction() as session:
+        return {name: session.get(User, uid) for name, uid in ids.items()}

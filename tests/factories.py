@@ -42,7 +42,10 @@ class _Base(factory.alchemy.SQLAlchemyModelFactory):
     class Meta:
         abstract = True
         sqlalchemy_session_factory = _current_session
-        sqlalchemy_session_persistence = "flush"
+        # Commit (a savepoint release inside the test's outer transaction): the request's own
+        # unit of work rolls back on 4xx and closes its session, which must not take the
+        # test's fixtures with it.
+        sqlalchemy_session_persistence = "commit"
 
 
 class UserFactory(_Base):
@@ -55,12 +58,16 @@ class UserFactory(_Base):
     role = UserRole.CREATOR
     verification_status = VerificationStatus.PENDING
     profile = factory.LazyFunction(dict)
+    is_premium = False
+    token_generation = 0
 
     class Params:
         provider = factory.Trait(role=UserRole.PROVIDER)
         verified = factory.Trait(verification_status=VerificationStatus.VERIFIED)
         admin = factory.Trait(role=UserRole.ADMIN,
                               verification_status=VerificationStatus.VERIFIED)
+        both = factory.Trait(role=UserRole.BOTH)
+        premium = factory.Trait(is_premium=True)
 
 
 class OrderFactory(_Base):

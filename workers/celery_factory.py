@@ -6,6 +6,7 @@ Redis, settings) as the API, and its scoped database session is removed when it 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from celery import Celery, Task
@@ -49,6 +50,7 @@ def celery_init_app(app: Flask) -> Celery:
         task_soft_time_limit=240,
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,  # publishing from a request fails fast if Redis is gone
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
@@ -61,6 +63,8 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     celery.autodiscover_tasks(["tasks"], related_name=None, force=True)
     import workers.signals  # noqa: F401  (connects the request-id signals)
+    from tasks.events import kick_after_commit
 
+    app.extensions["taplive"].db.on_commit(partial(kick_after_commit, celery))
     app.extensions["celery"] = celery
     return celery

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from core.config import load_settings
-from db.models import Base
+from db.lifecycle_models import Base  # also registers the lifecycle tables
 from db.session import make_engine
 
 config = context.config

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Text,
     and_,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -21,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.orm import Session
 
 from db.models import Order, User
@@ -37,9 +42,58 @@ class NearbyOrder:
     distance_m: float
     creator_name: str
 
+    def __getattr__(self, name: str) -> Any:
+        # Reads like the order itself, so the order's response schema can dump it as is.
+        return getattr(self.order, name)
 
-def find_by_id(session: Session, order_id: uuid.UUID) -> Order | None:
-    return session.get(Order, order_id)
+
+def find_by_id(session: Session, order_id: uuid.UUID, *, for_update: bool = False) -> Order | None:
+    """One order; ``for_update`` takes the row lock (PostgreSQL) so concurrent transitions of
+    the same order queue up instead of racing (SQLite serialises writers anyway, and the
+    order's version column catches anything that slips through)."""
+    stmt = select(Order).where(Order.id == order_id)
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    return session.scalars(stmt).one_or_none()
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """Filters of ``GET /orders``: the caller's orders as creator and/or assigned provider."""
+
+    user_id: uuid.UUID
+    as_creator: bool = True
+    as_provider: bool = True
+    status: OrderStatus | None = None
+    tag: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        return Order.tags.op("@>")(cast(array([tag]), ARRAY(Text())))  # GIN-indexed
+    each = func.json_each(Order.tags).table_valued("value")
+    return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+
+
+def select_for_user(session: Session, flt: OrderFilter) -> Select[Order]:
+    """Unordered, unpaged selection of the caller's orders (pagination adds both)."""
+    roles = []
+    if flt.as_creator:
+        roles.append(Order.creator_id == flt.user_id)
+    if flt.as_provider:
+        roles.append(Order.provider_id == flt.user_id)
+    stmt = select(Order).where(or_(false(), *roles))
+    if flt.status is not None:
+        stmt = stmt.where(Order.status == flt.status)
+    if flt.tag:
+        stmt = stmt.where(_has_tag(session, flt.tag))
+    if flt.created_from:
+        stmt = stmt.where(Order.created_at >= flt.created_from)
+    if flt.created_to:
+        stmt = stmt.where(Order.created_at < flt.created_to)
+    return stmt
 
 
 def _postgis_point(latitude: float, longitude: float) -> ColumnElement[object]:
@@ -87,5 +141,24 @@ def find_pending_near(
     stmt = stmt.join(User, User.id == Order.creator_id).order_by(distance, Order.id).limit(limit)
     return [
         NearbyOrder(order=order, distance_m=float(distance_m), creator_name=creator_name)
-        for order, distance_m, creator_name in session.execute(stmt).tuples()
+        for order, distance_m, creator_name in session.execute(stmt)
     ]
+
+
+def find_expired_pending_ids(session: Session, now: datetime, unscheduled_ttl: timedelta,
+                             grace: timedelta, limit: int) -> list[uuid.UUID]:
+    """Pending orders nobody took in time: scheduled ones whose time (plus grace) has passed,
+    unscheduled ones older than the TTL."""
+    stmt = (
+        select(Order.id)
+        .where(
+            Order.status == OrderStatus.PENDING,
+            or_(
+                and_(Order.scheduled_for.is_not(None), Order.scheduled_for < now - grace),
+                and_(Order.scheduled_for.is_(None), Order.created_at < now - unscheduled_ttl),
+            ),
+        )
+        .order_by(Order.created_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))

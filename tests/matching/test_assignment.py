@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import matching.assignment as assignment_mod
 from matching import (
     Assignment,
     CandidateEdges,
@@ -19,14 +22,31 @@ from matching import (
     match_orders,
 )
 
-METHODS = ("sparse", "components")
+
+@contextmanager
+def dense_limit(cells: int) -> Iterator[None]:
+    """Temporarily change the dense/sparse switch inside ``method="components"``."""
+    old = assignment_mod.DENSE_CELL_LIMIT
+    assignment_mod.DENSE_CELL_LIMIT = cells
+    try:
+        yield
+    finally:
+        assignment_mod.DENSE_CELL_LIMIT = old
+
+
+def solve_all(edges: CandidateEdges) -> dict[str, Assignment]:
+    """Every solver path: dense LSA and LAPJVsp per component, one global LAPJVsp."""
+    out = {"components/dense": assign(edges), "sparse": assign(edges, method="sparse")}
+    with dense_limit(0):
+        out["components/lapjvsp"] = assign(edges)
+    return out
 
 
 def make_edges(n_o: int, n_p: int, triples: list[tuple[int, int, float]]) -> CandidateEdges:
     o = np.array([t[0] for t in triples], dtype=np.intp)
     p = np.array([t[1] for t in triples], dtype=np.intp)
     d = np.array([t[2] for t in triples], dtype=float)
-    return CandidateEdges.from_unsorted(o, p, d, n_o, n_p)
+    return CandidateEdges.build(o, p, d, n_o, n_p)
 
 
 def exhaustive(n_o: int, n_p: int, cost: dict[tuple[int, int], float]) -> tuple[int, float]:
@@ -37,11 +57,15 @@ def exhaustive(n_o: int, n_p: int, cost: dict[tuple[int, int], float]) -> tuple[
     """
     best = (0, 0.0)
     if n_o <= n_p:
-        perms = (list(zip(range(n_o), perm, strict=True))
-                 for perm in itertools.permutations(range(n_p), n_o))
+        perms = (
+            list(zip(range(n_o), perm, strict=True))
+            for perm in itertools.permutations(range(n_p), n_o)
+        )
     else:
-        perms = (list(zip(perm, range(n_p), strict=True))
-                 for perm in itertools.permutations(range(n_o), n_p))
+        perms = (
+            list(zip(perm, range(n_p), strict=True))
+            for perm in itertools.permutations(range(n_o), n_p)
+        )
     for pairs in perms:
         used = [cost[pr] for pr in pairs if pr in cost]
         cand = (len(used), sum(used))
@@ -55,11 +79,16 @@ def check_valid(a: Assignment, edges: CandidateEdges) -> None:
     assert len(set(a.provider_idx.tolist())) == a.matched
     allowed = {
         (o, p): d
-        for o, p, d in zip(edges.order_idx.tolist(), edges.provider_idx.tolist(),
-                           edges.distance_m.tolist(), strict=True)
+        for o, p, d in zip(
+            edges.order_idx.tolist(),
+            edges.provider_idx.tolist(),
+            edges.distance_m.tolist(),
+            strict=True,
+        )
     }
-    for o, p, d in zip(a.order_idx.tolist(), a.provider_idx.tolist(), a.distance_m.tolist(),
-                       strict=True):
+    for o, p, d in zip(
+        a.order_idx.tolist(), a.provider_idx.tolist(), a.distance_m.tolist(), strict=True
+    ):
         assert allowed[(o, p)] == d
     assert a.total_distance_m == pytest.approx(float(a.distance_m.sum()))
     assert a.unmatched_orders.shape[0] == a.n_orders - a.matched
@@ -81,15 +110,15 @@ def instances(draw: st.DrawFn) -> tuple[int, int, list[tuple[int, int, float]]]:
 
 @settings(max_examples=150, deadline=None)
 @given(instances())
-def test_optimal_vs_exhaustive_and_greedy(inst: tuple[int, int, list[tuple[int, int, float]]]
-                                          ) -> None:
+def test_optimal_vs_exhaustive_and_greedy(
+    inst: tuple[int, int, list[tuple[int, int, float]]],
+) -> None:
     n_o, n_p, triples = inst
     edges = make_edges(n_o, n_p, triples)
     best_matched, best_total = exhaustive(n_o, n_p, {(o, p): d for o, p, d in triples})
     greedy = greedy_assign(edges)
     check_valid(greedy, edges)
-    for method in METHODS:
-        a = assign(edges, method=method)
+    for a in solve_all(edges).values():
         check_valid(a, edges)
         assert a.matched == best_matched
         assert a.total_distance_m == pytest.approx(best_total, abs=1e-6)
@@ -103,8 +132,7 @@ def test_greedy_loses_on_count() -> None:
     edges = make_edges(2, 2, [(0, 0, 1.0), (0, 1, 10.0), (1, 0, 2.0)])
     g = greedy_assign(edges)
     assert g.matched == 1 and g.as_dict() == {0: 0}
-    for method in METHODS:
-        a = assign(edges, method=method)
+    for a in solve_all(edges).values():
         assert a.matched == 2 and a.as_dict() == {0: 1, 1: 0}
         assert a.total_distance_m == 12.0
 
@@ -121,8 +149,7 @@ def test_greedy_loses_on_distance() -> None:
 def test_matched_count_beats_distance() -> None:
     # Matching both costs far more metres than matching one, still preferred.
     edges = make_edges(2, 2, [(0, 0, 0.0), (0, 1, 1e6), (1, 0, 1e6)])
-    for method in METHODS:
-        a = assign(edges, method=method)
+    for a in solve_all(edges).values():
         assert a.matched == 2 and a.total_distance_m == 2e6
 
 
@@ -163,12 +190,13 @@ def test_end_to_end_with_index() -> None:
     olat = 52.52 + rng.normal(0, 0.02, n_o)
     olon = 13.40 + rng.normal(0, 0.03, n_o)
     edges = index.within_many(olat, olon, 2000.0)
-    opt = assign(edges)
-    comp = assign(edges, method="components")
+    results = solve_all(edges)
+    opt = results["components/dense"]
     greedy = greedy_assign(edges)
-    check_valid(opt, edges)
-    assert opt.matched == comp.matched >= greedy.matched
-    assert opt.total_distance_m == pytest.approx(comp.total_distance_m, rel=1e-9)
+    for a in results.values():
+        check_valid(a, edges)
+        assert a.matched == opt.matched >= greedy.matched
+        assert a.total_distance_m == pytest.approx(opt.total_distance_m, rel=1e-9)
     if opt.matched == greedy.matched:
         assert opt.total_distance_m <= greedy.total_distance_m + 1e-6
     via = match_orders(index, olat, olon, 2000.0)

@@ -108,8 +108,10 @@ def test_signal_semantics() -> None:
         completion_rate=[1.0, 0.2, float("nan"), 0.5],
         proposed_price=[80.0, 100.0, 125.0, 200.0],
     )
-    ranked = {r.provider_index: r for r in rank(cands([0.0, 1000.0, 0.0, 0.0]), signals, w,
-                                                 asked_price=100.0)}
+    ranked = {
+        r.provider_index: r
+        for r in rank(cands([0.0, 1000.0, 0.0, 0.0]), signals, w, asked_price=100.0)
+    }
     b0, b1, b2, b3 = (ranked[i].breakdown for i in range(4))
     assert b0 == pytest.approx({c: getattr(w, c) for c in COMPONENTS})  # perfect provider
     assert b1["distance"] == pytest.approx(w.distance / 2)  # one half-life away
@@ -129,6 +131,12 @@ def test_verified_breaks_distance_tie_and_ids_carried() -> None:
     ranked = rank(cands([500.0, 500.0], ids=[101, 202]), signals)
     assert [r.provider_id for r in ranked] == [202, 101]
     assert isinstance(ranked[0].provider_id, int)
+    index = ProviderIndex(np.array(["p-1", "p-2"]), [0.0, 0.0], [0.0, 0.001], signals=signals)
+    by_str = rank(index.within(0.0, 0.0, 1e3), index.signals)
+    assert [r.provider_id for r in by_str] == ["p-2", "p-1"]  # verified beats 111 m
+    assert type(by_str[0].provider_id) is str
+    objs = Candidates(np.arange(2), np.array([("a", 1), ("b", 2)], dtype=object)[:, 0], np.zeros(2))
+    assert [r.provider_id for r in rank(objs, signals)] == ["b", "a"]
 
 
 def test_limit_and_empty() -> None:

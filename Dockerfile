@@ -1,0 +1,72 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every TapLive process: the default CMD is the Procfile's `web`; compose and the
+# Kubernetes manifests override the command with the Procfile's worker / beat / flower / release
+# lines (tests/deploy/test_manifests.py checks that they stay the same commands).
+#
+#   docker build -t taplive:local .
+#
+# Both stages use the same base image so the virtualenv's interpreter symlinks stay valid when it
+# is copied across. Pin the tag to a digest in your registry for reproducible builds.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- builder: resolve and install everything into /opt/venv ---------------------------------
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+RUN python -m venv /opt/venv
+
+# Dependencies first, in their own layer: read straight from pyproject.toml (no second list to
+# keep in step), so a code change does not re-download numpy and scipy. Every dependency ships
+# manylinux wheels for CPython 3.11, so no compiler is needed here.
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt
+
+# Then the project itself, as a regular (non-editable) install: the runtime stage gets no source
+# tree, only the installed packages (migrations ride along as package data).
+# .dockerignore is an allow-list, so only the packages named in pyproject.toml reach this COPY.
+COPY . .
+RUN pip install --no-cache-dir --no-deps . \
+    && python -m compileall -q /opt/venv
+
+# --- runtime: the venv, a non-root user, nothing else ----------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+# APP_ENV=production is baked in on purpose: a container started without configuration then
+# refuses to start (missing secrets, SQLite URL) instead of quietly running the development
+# defaults against a SQLite file inside the image.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    APP_ENV=production \
+    GUNICORN_CMD_ARGS="--worker-tmp-dir /dev/shm"
+# GUNICORN_CMD_ARGS: gunicorn's worker heartbeat files on an overlay filesystem can stall
+# workers; /dev/shm is tmpfs. Set through the environment so the command stays the Procfile's.
+
+RUN groupadd --system --gid 1001 taplive \
+    && useradd --system --uid 1001 --gid 1001 --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin taplive
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+# Numeric user so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 1001:1001
+
+EXPOSE 8000
+
+# The spec's healthcheck against /health (liveness: touches no dependency). The slim image has no
+# curl, so the standard library does the request; any non-2xx or connection error exits non-zero.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=2)"]
+
+# The Procfile's `web` line. `sh -c` expands the ${VAR:-default}s; `exec` makes gunicorn PID 1 so
+# it receives SIGTERM directly and shuts down gracefully.
+CMD ["/bin/sh", "-c", "exec gunicorn api.wsgi:app --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --threads 4 --access-logfile -"]

@@ -1,0 +1,54 @@
+"""``users.last_active_at`` without a database write per request.
+
+Each authenticated request does one ``HSET user_id -> now`` on a Redis hash (O(1), and a user
+seen a thousand times between flushes is still one field). The beat task
+``maintenance.flush_last_active`` renames the hash away atomically and writes all of it in one
+batched UPDATE. The value is therefore up to one flush interval late (60 s by default), which is
+what "last active" needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+
+import redis
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "taplive:activity:pending"
+# The batch being written. It survives a failed flush and is retried by the next one.
+FLUSHING_KEY = "taplive:activity:flushing"
+
+
+def mark(client: redis.Redis, user_id: uuid.UUID, at: datetime | None = None) -> None:
+    """Note that the user was active now. Never fails the request it is called from."""
+    moment = at or datetime.now(UTC)
+    try:
+        client.hset(PENDING_KEY, str(user_id), f"{moment.timestamp():.3f}")
+    except redis.RedisError:
+        log.warning("could not record activity", exc_info=True)
+
+
+@contextmanager
+def draining(client: redis.Redis) -> Iterator[dict[uuid.UUID, datetime]]:
+    """Yield the pending marks; they are deleted only if the block exits without an error.
+
+    RENAMENX moves the live hash aside atomically, so marks made during the flush go to a new
+    hash; it does nothing while an earlier failed batch is still waiting, which is then retried
+    first (writes only move times forward, so retrying is harmless).
+    """
+    with suppress(redis.ResponseError):  # "no such key": nothing marked since the last flush
+        client.renamenx(PENDING_KEY, FLUSHING_KEY)
+    raw: dict[str, str] = client.hgetall(FLUSHING_KEY)  # type: ignore[assignment]
+    seen: dict[uuid.UUID, datetime] = {}
+    for user_id, stamp in raw.items():
+        try:
+            seen[uuid.UUID(user_id)] = datetime.fromtimestamp(float(stamp), UTC)
+        except ValueError:
+            log.warning("ignoring a malformed activity mark %r", user_id)
+    yield seen
+    client.delete(FLUSHING_KEY)

@@ -1,0 +1,79 @@
+"""The view decorators: a valid token, then the role's permissions (``domain.permissions``).
+
+Put ``@authenticated(...)`` outermost on a MethodView method, above ``@blp.arguments``: the token
+is checked before the body, so an anonymous caller learns nothing about validation rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from copy import deepcopy
+from functools import wraps
+from typing import Any, Literal, TypeVar, cast
+
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
+
+from db.models import User
+from domain.permissions import Permission, require, require_verified_provider
+
+F = TypeVar("F", bound=Callable[..., Any])
+BEARER_SCHEME = "bearerAuth"
+
+
+def current_user() -> User:
+    """The authenticated user of this request, loaded once (by the token check) and cached."""
+    user: User = get_current_user()
+    return user
+
+
+def authenticated(*permissions: Permission, verified: bool = False) -> Callable[[F], F]:
+    """Require a valid, unrevoked ACCESS token, then every permission in ``permissions``
+    (403 FORBIDDEN); with ``verified=True`` a provider must also be verified (403
+    PROVIDER_NOT_VERIFIED)."""
+    needed = frozenset(permissions)
+
+    def decorator(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request()
+            user = current_user()
+            require(user.role, needed)
+            if verified:
+                require_verified_provider(user.role, user.verification_status)
+            return fn(*args, **kwargs)
+
+        _document(wrapper, sorted(needed), forbidden=bool(needed) or verified)
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def token_required(kind: Literal["refresh", "any"]) -> Callable[[F], F]:
+    """For the auth endpoints only: a refresh token (``/auth/refresh``) or either kind
+    (``/auth/logout`` revokes whichever token it is called with)."""
+
+    def decorator(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            verify_jwt_in_request(refresh=kind == "refresh", verify_type=kind == "refresh")
+            return fn(*args, **kwargs)
+
+        _document(wrapper, [], forbidden=False)
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def _document(wrapper: Callable[..., Any], permissions: list[str], *, forbidden: bool) -> None:
+    """OpenAPI: bearer security, the 401 (and 403) answers, and the permissions required."""
+    # Copy: functools.wraps shares the wrapped function's _apidoc dict with the wrapper.
+    apidoc = deepcopy(getattr(wrapper, "_apidoc", {}))
+    manual = apidoc.setdefault("manual_doc", {})
+    manual["security"] = [{BEARER_SCHEME: []}]
+    responses = manual.setdefault("responses", {})
+    responses["401"] = {"description": "Missing, invalid, expired or revoked token"}
+    if forbidden:
+        responses["403"] = {"description": "The caller's role or verification does not allow it"}
+    if permissions:
+        manual["x-permissions"] = permissions
+    wrapper._apidoc = apidoc  # type: ignore[attr-defined]

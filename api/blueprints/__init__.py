@@ -1,0 +1,1 @@
+"""One module per resource: MethodViews with their schemas beside them."""

@@ -1,0 +1,90 @@
+"""Sign-up, sign-in and sessions: register, login, refresh, logout, logout-all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+
+from api.auth import authenticated, current_user, password_policy, token_required, tokens
+from api.blueprints.user_schemas import (
+    AccessTokenSchema,
+    AuthResultSchema,
+    LoggedOutSchema,
+    LoginSchema,
+    LogoutSchema,
+    RegisterSchema,
+)
+from api.services import services
+from api.smorest import Blueprint
+from domain import users
+from domain.enums import UserRole
+
+blp = Blueprint("auth", __name__, description="Accounts: sign-up, sign-in and sessions")
+
+
+@blp.route("/register")
+class Register(MethodView):
+    rate_limit_guards = ("register",)
+
+    @blp.arguments(RegisterSchema)
+    @blp.response(201, AuthResultSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an account (creator, provider or both) and sign in."""
+        svc = services()
+        user = users.register(
+            svc.db.session(), username=body["username"], email=body["email"],
+            password=body["password"], role=UserRole(body["role"]),
+            policy=password_policy(svc.settings),
+        )
+        return {"user": user, **tokens.issue_token_pair(user)}
+
+
+@blp.route("/login")
+class Login(MethodView):
+    rate_limit_guards = ("login",)
+
+    @blp.arguments(LoginSchema)
+    @blp.response(200, AuthResultSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Sign in with email and password."""
+        user = users.authenticate(services().db.session(), email=body["email"],
+                                  password=body["password"])
+        return {"user": user, **tokens.issue_token_pair(user)}
+
+
+@blp.route("/refresh")
+class Refresh(MethodView):
+    @token_required("refresh")
+    @blp.response(200, AccessTokenSchema)
+    def post(self) -> dict[str, Any]:
+        """Trade a refresh token for a new access token."""
+        return {"accessToken": tokens.issue_access_token(current_user())}
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @token_required("any")
+    @blp.arguments(LogoutSchema, required=False)
+    @blp.response(200, LoggedOutSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Revoke the token this request carries, and the refresh token given in the body."""
+        user = current_user()
+        revoked = [get_jwt()]
+        if body.get("refreshToken"):
+            revoked.append(tokens.refresh_claims_of(user, body["refreshToken"]))
+        for claims in revoked:
+            tokens.revoke(claims)
+        users.record_logout(services().db.session(), user, revoked_tokens=len(revoked))
+        return {"revokedTokens": len(revoked), "allSessions": False}
+
+
+@blp.route("/logout-all")
+class LogoutAll(MethodView):
+    @authenticated()
+    @blp.response(200, LoggedOutSchema)
+    def post(self) -> dict[str, Any]:
+        """Revoke every token of this account (sign out everywhere)."""
+        users.revoke_all_sessions(services().db.session(), current_user())
+        return {"allSessions": True}

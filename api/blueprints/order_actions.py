@@ -1,0 +1,110 @@
+"""Order actions (state transitions) and the admin's dispute resolution."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask.views import MethodView
+
+from api.auth import authenticated, current_user
+from api.blueprints.order_schemas import (
+    AcceptSchema,
+    OrderEnvelopeSchema,
+    ReasonSchema,
+    ResolveSchema,
+)
+from api.blueprints.orders import rules
+from api.services import services
+from api.smorest import Blueprint
+from domain import order_actions
+from domain.locations import LocationStore
+from domain.permissions import Permission
+
+blp = Blueprint("order_actions", __name__,
+                description="Order lifecycle actions")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def location_store() -> LocationStore:
+    svc = services()
+    return LocationStore(svc.redis, svc.settings.location_max_age_s)
+
+
+@blp.route("/orders/<uuid:order_id>/accept")
+class Accept(MethodView):
+    @authenticated(Permission.CREATE_ORDERS)
+    @blp.arguments(AcceptSchema)
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+        """Accept one application (creator): the others are rejected, the provider assigned."""
+        order = order_actions.accept(services().db.session(), order_id, body["applicationId"],
+                                     current_user(), _now())
+        return {"order": order}
+
+
+@blp.route("/orders/<uuid:order_id>/start")
+class Start(MethodView):
+    @authenticated()
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, order_id: uuid.UUID) -> dict[str, Any]:
+        """Go live (assigned provider, from inside the service radius)."""
+        user = current_user()
+        latest = location_store().latest(user.id)
+        known = (order_actions.KnownLocation(latest.latitude, latest.longitude,
+                                             latest.recorded_at) if latest else None)
+        order = order_actions.start(
+            services().db.session(), order_id, user, known, _now(),
+            timedelta(seconds=services().settings.location_max_age_s))
+        return {"order": order}
+
+
+@blp.route("/orders/<uuid:order_id>/complete")
+class Complete(MethodView):
+    @authenticated()
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, order_id: uuid.UUID) -> dict[str, Any]:
+        """Finish the stream (assigned provider)."""
+        order = order_actions.complete(services().db.session(), order_id, current_user(),
+                                       _now())
+        return {"order": order}
+
+
+@blp.route("/orders/<uuid:order_id>/cancel")
+class Cancel(MethodView):
+    @authenticated()
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+        """Cancel (creator while pending; creator or provider once accepted or live)."""
+        order = order_actions.cancel(services().db.session(), order_id, current_user(),
+                                     body["reason"], _now())
+        return {"order": order}
+
+
+@blp.route("/orders/<uuid:order_id>/dispute")
+class Dispute(MethodView):
+    @authenticated(Permission.CREATE_ORDERS)
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+        """Dispute a completed order (creator, within the dispute window)."""
+        order = order_actions.dispute(services().db.session(), order_id, current_user(),
+                                      body["reason"], _now(), rules())
+        return {"order": order}
+
+
+@blp.route("/admin/orders/<uuid:order_id>/resolve")
+class Resolve(MethodView):
+    @authenticated(Permission.RESOLVE_DISPUTES)
+    @blp.arguments(ResolveSchema)
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+        """Resolve a dispute (admin): release the money to the provider, or refund."""
+        order = order_actions.resolve(services().db.session(), order_id, current_user(),
+                                      body["outcome"], body["note"], _now())
+        return {"order": order}

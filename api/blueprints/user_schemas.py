@@ -1,0 +1,156 @@
+"""Account schemas shared by the auth, users and admin blueprints: camelCase on the wire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from api.fields import PageArgsSchema, PaginationSchema
+from api.smorest import Schema
+from db.models import User
+from domain.enums import UserRole, VerificationStatus
+from domain.permissions import sorted_permissions
+from domain.users import SELF_SERVICE_ROLES, normalise_email
+
+
+# Generous upper bounds only: the real password rules (length, strength) are the domain's, so
+# their messages are specific. Anything longer than this is not a password.
+class EmailAddress(fields.Email):
+    """An email address, trimmed and lower-cased before it is validated (as it is stored)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = normalise_email(value)
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+def _password() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+USERNAME = validate.Length(min=3, max=50)
+
+
+class UserSchema(Schema):
+    # Wire names are the spec's camelCase; ``attribute`` maps them to the columns.
+    id = fields.UUID(dump_only=True)
+    username = fields.String()
+    email = fields.String()
+    role = fields.Enum(UserRole, by_value=True)
+    permissions = fields.Method("_permissions")
+    profile = fields.Dict()
+    verificationStatus = fields.Enum(
+        VerificationStatus, by_value=True, attribute="verification_status")
+    verificationReason = fields.String(attribute="verification_reason")
+    verificationDecidedAt = fields.DateTime(attribute="verification_decided_at")
+    premium = fields.Boolean(attribute="is_premium")
+    lastActiveAt = fields.DateTime(attribute="last_active_at")
+    createdAt = fields.DateTime(attribute="created_at")
+    updatedAt = fields.DateTime(attribute="updated_at")
+
+    def _permissions(self, user: User) -> list[str]:
+        return sorted_permissions(user.role)
+
+
+class UserResultSchema(Schema):
+    user = fields.Nested(UserSchema)
+
+
+# ------------------------------------------------------------------------------ auth
+
+
+class RegisterSchema(Schema):
+    username = fields.String(required=True, validate=USERNAME)
+    email = EmailAddress(required=True, validate=validate.Length(max=255))
+    password = _password()
+    role = fields.String(required=True, validate=validate.OneOf(sorted(SELF_SERVICE_ROLES)))
+
+
+class LoginSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    password = _password()
+
+
+class AuthResultSchema(Schema):
+    user = fields.Nested(UserSchema)
+    accessToken = fields.String()
+    refreshToken = fields.String()
+
+
+class TokenPairSchema(Schema):
+    accessToken = fields.String()
+    refreshToken = fields.String()
+
+
+class AccessTokenSchema(Schema):
+    accessToken = fields.String()
+
+
+class LogoutSchema(Schema):
+    refreshToken = fields.String(validate=validate.Length(max=4096))
+
+
+class LoggedOutSchema(Schema):
+    revokedTokens = fields.Integer()
+    allSessions = fields.Boolean()
+
+
+# ---------------------------------------------------------------------------- users/me
+
+
+class ProfileUpdateSchema(Schema):
+    username = fields.String(validate=USERNAME)
+    profile = fields.Dict(keys=fields.String())
+
+    @ma.validates_schema
+    def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise ma.ValidationError("Give a username, a profile or both.", "_schema")
+
+
+class PasswordChangeSchema(Schema):
+    currentPassword = _password()
+    newPassword = _password()
+
+
+class ErasureSchema(Schema):
+    password = _password()
+
+
+class ErasedSchema(Schema):
+    erased = fields.Boolean()
+
+
+class ExportSchema(Schema):
+    exportedAt = fields.String()
+    user = fields.Dict()
+    permissions = fields.List(fields.String())
+    orders = fields.List(fields.Dict())
+    applications = fields.List(fields.Dict())
+    payments = fields.List(fields.Dict())
+    auditEvents = fields.List(fields.Dict())
+    notes = fields.Dict()
+
+
+# ------------------------------------------------------------------------------- admin
+
+
+class UserListArgsSchema(PageArgsSchema):
+    role = fields.Enum(UserRole, by_value=True, load_default=None)
+    verificationStatus = fields.Enum(
+        VerificationStatus, by_value=True, load_default=None)
+
+
+class UserPageSchema(Schema):
+    items = fields.List(fields.Nested(UserSchema))
+    pagination = fields.Nested(PaginationSchema)
+
+
+class VerificationDecisionSchema(Schema):
+    status = fields.Enum(VerificationStatus, by_value=True, required=True,
+                         validate=validate.OneOf([VerificationStatus.VERIFIED,
+                                                  VerificationStatus.REJECTED]))
+    reason = fields.String(load_default=None, allow_none=True,
+                           validate=validate.Length(max=500))

@@ -1,0 +1,61 @@
+"""Recording what happened: the order's history row and the outbox message, in the caller's
+transaction. Nothing is published here; the relay publishes only what was committed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.context import request_id_var
+from db.lifecycle_models import OrderEvent, OutboxMessage
+from db.models import Order
+from domain.order_states import Actor
+
+
+def order_snapshot(order: Order) -> dict[str, Any]:
+    """The event payload: ids and facts consumers route on, never personal data or positions
+    beyond the order's own public location."""
+    return {
+        "orderId": str(order.id),
+        "status": order.status.value,
+        "creatorId": str(order.creator_id),
+        "providerId": str(order.provider_id) if order.provider_id else None,
+        "latitude": order.latitude,
+        "longitude": order.longitude,
+        "serviceRadius": order.service_radius,
+        "version": order.version,
+    }
+
+
+def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any]) -> None:
+    """Queue an event for publication after commit (transactional outbox)."""
+    session.add(OutboxMessage(topic=topic, aggregate_id=aggregate_id, payload=payload,
+                              request_id=request_id_var.get()))
+    session.info["outbox_pending"] = True
+
+
+def record_order_event(
+    session: Session,
+    order: Order,
+    event: str,
+    *,
+    actor: Actor,
+    actor_id: uuid.UUID | None,
+    from_status: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append to the order's history and queue the matching outbox event."""
+    session.add(OrderEvent(
+        order_id=order.id, event=event, from_status=from_status,
+        to_status=order.status.value, actor_id=actor_id, actor_role=actor.value,
+        reason=reason, request_id=request_id_var.get(), data=data,
+    ))
+    payload = order_snapshot(order) | {"event": event, "actor": actor.value}
+    if reason:
+        payload["reason"] = reason
+    if data:
+        payload["data"] = data
+    emit(session, event, str(order.id), payload)

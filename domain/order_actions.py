@@ -1,0 +1,169 @@
+"""Order transitions: accept, start, complete, cancel, dispute, resolve, expire.
+
+Each one: locks the order row, asks the state machine whether this actor may do this now,
+changes the order, stamps the time, writes the history row and the outbox event, and flushes.
+Tasks and HTTP handlers call these same functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from db.models import Order, OrderApplication, User
+from db.queries import orders as order_queries
+from domain import applications
+from domain.enums import ApplicationStatus, OrderStatus
+from domain.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from domain.events import record_order_event
+from domain.geo import great_circle_m
+from domain.order_states import Action, Actor, check_transition
+from domain.orders import OrderRules, actor_for
+
+
+@dataclass(frozen=True)
+class KnownLocation:
+    latitude: float
+    longitude: float
+    recorded_at: datetime
+
+
+def _load_for(session: Session, order_id: uuid.UUID, user: User | None) -> tuple[Order, Actor]:
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    if order is None:
+        raise NotFound("Order not found.")
+    if user is None:
+        return order, Actor.SYSTEM
+    actor = actor_for(user, order)
+    if actor is None:
+        raise NotFound("Order not found.")
+    return order, actor
+
+
+def _transition(session: Session, order: Order, action: Action, actor: Actor,
+                actor_id: uuid.UUID | None, *, reason: str | None = None,
+                data: dict[str, object] | None = None) -> Order:
+    transition = check_transition(action, order.status, actor)
+    before = order.status
+    order.status = transition.target
+    session.flush()
+    record_order_event(session, order, transition.event, actor=actor, actor_id=actor_id,
+                       from_status=before.value, reason=reason, data=data)
+    return order
+
+
+def accept(session: Session, order_id: uuid.UUID, application_id: uuid.UUID,
+           creator: User | None, now: datetime) -> Order:
+    """Accept one application: it is accepted, the other pending ones rejected, the provider
+    assigned and the agreed amount fixed. ``creator=None`` is the dispatcher accepting for the
+    creator (auto-dispatch)."""
+    order, actor = _load_for(session, order_id, creator)
+    check_transition(Action.ACCEPT, order.status, actor)
+    application = applications.find_for_order(session, order, application_id)
+    if application is None:
+        raise NotFound("Application not found.")
+    if application.status is not ApplicationStatus.PENDING:
+        raise Conflict(f"That application is {application.status.value}.",
+                       code="APPLICATION_NOT_PENDING",
+                       details={"status": application.status.value})
+    application.status = ApplicationStatus.ACCEPTED
+    session.execute(
+        update(OrderApplication)
+        .where(OrderApplication.order_id == order.id, OrderApplication.id != application.id,
+               OrderApplication.status == ApplicationStatus.PENDING)
+        .values(status=ApplicationStatus.REJECTED)
+        .execution_options(synchronize_session="fetch")
+    )
+    order.provider_id = application.provider_id
+    order.accepted_at = now
+    order.agreed_amount_minor = application.proposed_amount_minor or order.base_amount_minor
+    return _transition(session, order, Action.ACCEPT, actor, creator.id if creator else None,
+                       data={"applicationId": str(application.id)})
+
+
+def start(session: Session, order_id: uuid.UUID, provider: User,
+          location: KnownLocation | None, now: datetime, max_location_age: timedelta) -> Order:
+    """Go live: only the assigned provider, and only from inside the order's service radius."""
+    order, actor = _load_for(session, order_id, provider)
+    check_transition(Action.START, order.status, actor)
+    if location is None or now - location.recorded_at > max_location_age:
+        raise Unprocessable("Share your current location before starting the stream.",
+                            code="LOCATION_UNKNOWN")
+    distance = great_circle_m(order.latitude, order.longitude,
+                              location.latitude, location.longitude)
+    if distance > order.service_radius:
+        # The distance is the provider's own information; the creator sees none of it here.
+        raise Unprocessable(
+            "You are outside the order's service radius.", code="OUTSIDE_GEOFENCE",
+            details={"distanceMeters": round(distance), "serviceRadius": order.service_radius},
+        )
+    order.started_at = now
+    return _transition(session, order, Action.START, actor, provider.id)
+
+
+def complete(session: Session, order_id: uuid.UUID, provider: User | None,
+             now: datetime) -> Order:
+    order, actor = _load_for(session, order_id, provider)
+    check_transition(Action.COMPLETE, order.status, actor)
+    order.completed_at = now
+    return _transition(session, order, Action.COMPLETE, actor, provider.id if provider else None)
+
+
+def cancel(session: Session, order_id: uuid.UUID, user: User, reason: str,
+           now: datetime) -> Order:
+    order, actor = _load_for(session, order_id, user)
+    check_transition(Action.CANCEL, order.status, actor)
+    order.cancelled_at = now
+    order.cancellation_reason = reason
+    return _transition(session, order, Action.CANCEL, actor, user.id, reason=reason)
+
+
+def expire(session: Session, order_id: uuid.UUID, now: datetime) -> Order | None:
+    """System expiry of a pending order. Returns None (and does nothing) when the order is gone
+    or no longer pending: a beat tick that runs twice is harmless."""
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.PENDING:
+        return None
+    order.cancelled_at = now
+    order.cancellation_reason = "expired"
+    session.execute(
+        update(OrderApplication)
+        .where(OrderApplication.order_id == order.id,
+               OrderApplication.status == ApplicationStatus.PENDING)
+        .values(status=ApplicationStatus.REJECTED)
+        .execution_options(synchronize_session="fetch")
+    )
+    return _transition(session, order, Action.EXPIRE, Actor.SYSTEM, None, reason="expired")
+
+
+def dispute(session: Session, order_id: uuid.UUID, creator: User, reason: str, now: datetime,
+            rules: OrderRules) -> Order:
+    order, actor = _load_for(session, order_id, creator)
+    check_transition(Action.DISPUTE, order.status, actor)
+    window = timedelta(hours=rules.dispute_window_hours)
+    if order.completed_at is None or now - order.completed_at > window:
+        raise Conflict(f"Disputes must be raised within {rules.dispute_window_hours} hours of "
+                       "completion.", code="DISPUTE_WINDOW_CLOSED")
+    order.disputed_at = now
+    order.dispute_reason = reason
+    return _transition(session, order, Action.DISPUTE, actor, creator.id, reason=reason)
+
+
+def resolve(session: Session, order_id: uuid.UUID, admin: User, outcome: str, note: str,
+            now: datetime) -> Order:
+    """Admin decision on a dispute: ``release`` pays the provider, ``refund`` cancels."""
+    actions = {"release": Action.RESOLVE_RELEASE, "refund": Action.RESOLVE_REFUND}
+    if outcome not in actions:
+        raise ValidationFailed("outcome must be release or refund.",
+                               details={"outcome": ["must be release or refund"]})
+    order, actor = _load_for(session, order_id, admin)
+    check_transition(actions[outcome], order.status, actor)
+    if outcome == "refund":
+        order.cancelled_at = now
+        order.cancellation_reason = f"dispute refunded: {note}"
+    return _transition(session, order, actions[outcome], actor, admin.id, reason=note,
+                       data={"outcome": outcome})

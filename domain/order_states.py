@@ -1,0 +1,116 @@
+"""The order state machine, defined once; the API and the tasks both drive orders through it.
+
+    pending ──accept──▶ accepted ──start──▶ active ──complete──▶ completed ──dispute──▶ disputed
+       │                   │                  │                                        │
+       └──cancel/expire────┴──────cancel──────┘                      resolve: release ─┘─▶ completed
+                           ▼                                         resolve: refund ──▶ cancelled
+                       cancelled
+
+Expiry is a cancellation with reason ``expired`` (the spec's enum has no separate state, and a
+client treats both the same way: the order will not happen). Who may fire each transition is part
+of the table, so "may this actor do this now?" has exactly one answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain.enums import OrderStatus
+from domain.errors import InvalidStateTransition, PermissionDenied
+
+
+class Actor(StrEnum):
+    CREATOR = "creator"  # the order's creator
+    PROVIDER = "provider"  # the order's assigned provider
+    ADMIN = "admin"
+    SYSTEM = "system"  # beat jobs and tasks
+
+
+class Action(StrEnum):
+    ACCEPT = "accept"
+    START = "start"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+    DISPUTE = "dispute"
+    RESOLVE_RELEASE = "resolve_release"
+    RESOLVE_REFUND = "resolve_refund"
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    sources: frozenset[OrderStatus]
+    target: OrderStatus
+    actors: frozenset[Actor]
+    event: str  # the event published after commit
+
+
+S = OrderStatus
+TRANSITIONS: dict[Action, Transition] = {
+    t.action: t
+    for t in (
+        Transition(Action.ACCEPT, frozenset({S.PENDING}), S.ACCEPTED,
+                   frozenset({Actor.CREATOR, Actor.SYSTEM}), "order:accepted"),
+        Transition(Action.START, frozenset({S.ACCEPTED}), S.ACTIVE,
+                   frozenset({Actor.PROVIDER}), "order:started"),
+        Transition(Action.COMPLETE, frozenset({S.ACTIVE}), S.COMPLETED,
+                   frozenset({Actor.PROVIDER, Actor.SYSTEM}), "order:completed"),
+        # Before the stream starts either side may walk away; once live, either may stop it.
+        Transition(Action.CANCEL, frozenset({S.PENDING}), S.CANCELLED,
+                   frozenset({Actor.CREATOR, Actor.ADMIN}), "order:cancelled"),
+        Transition(Action.EXPIRE, frozenset({S.PENDING}), S.CANCELLED,
+                   frozenset({Actor.SYSTEM}), "order:expired"),
+        Transition(Action.DISPUTE, frozenset({S.COMPLETED}), S.DISPUTED,
+                   frozenset({Actor.CREATOR}), "order:disputed"),
+        Transition(Action.RESOLVE_RELEASE, frozenset({S.DISPUTED}), S.COMPLETED,
+                   frozenset({Actor.ADMIN}), "order:resolved"),
+        Transition(Action.RESOLVE_REFUND, frozenset({S.DISPUTED}), S.CANCELLED,
+                   frozenset({Actor.ADMIN}), "order:resolved"),
+    )
+}
+# Cancelling an accepted or active order is allowed to both parties (and admins).
+_CANCEL_LATE = Transition(Action.CANCEL, frozenset({S.ACCEPTED, S.ACTIVE}), S.CANCELLED,
+                          frozenset({Actor.CREATOR, Actor.PROVIDER, Actor.ADMIN}),
+                          "order:cancelled")
+
+TERMINAL = frozenset({S.CANCELLED})
+
+
+def transition_for(action: Action, current: OrderStatus) -> Transition:
+    """The transition ``action`` takes from ``current``, or INVALID_STATE_TRANSITION (409)."""
+    if action is Action.CANCEL and current in _CANCEL_LATE.sources:
+        return _CANCEL_LATE
+    transition = TRANSITIONS[action]
+    if current not in transition.sources:
+        raise InvalidStateTransition(
+            f"Cannot {action.value.replace('_', ' ')} an order that is {current.value}.",
+            details={"status": current.value, "action": action.value,
+                     "allowedFrom": sorted(s.value for s in transition.sources)},
+        )
+    return transition
+
+
+def check_transition(action: Action, current: OrderStatus, actor: Actor) -> Transition:
+    """State first, then actor: a participant asking for an impossible move learns why (409);
+    one who may never do it gets 403."""
+    transition = transition_for(action, current)
+    if actor not in transition.actors:
+        raise PermissionDenied(
+            f"The order's {actor.value} may not {action.value.replace('_', ' ')} it.",
+            details={"action": action.value, "actor": actor.value},
+        )
+    return transition
+
+
+def allowed_actions(current: OrderStatus, actor: Actor) -> list[Action]:
+    """What ``actor`` could do now (shown to clients so they need not mirror this table)."""
+    result = []
+    for action in Action:
+        try:
+            check_transition(action, current, actor)
+        except (InvalidStateTransition, PermissionDenied):
+            continue
+        result.append(action)
+    return result

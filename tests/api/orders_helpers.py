@@ -1,0 +1,40 @@
+"""Shared helpers for the orders API tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from db.models import User
+from tests.auth_helpers import auth_headers
+
+
+def order_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "Harbour fireworks",
+        "description": "Stream the fireworks from the pier",
+        "location": {"latitude": 40.7128, "longitude": -74.0060, "address": "Pier 17"},
+        "serviceRadius": 500,
+        "baseAmount": "25.00",
+        "currency": "USD",
+        "tags": ["fireworks"],
+    }
+    body.update(overrides)
+    return body
+
+
+def call(client: FlaskClient, method: str, path: str, user: User | None = None,
+         json: Any = None, headers: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
+    all_headers = dict(auth_headers(user) if user is not None else {})
+    all_headers.update(headers or {})
+    return client.open(f"/api/v1{path}", method=method, json=json, headers=all_headers,
+                       **kwargs)
+
+
+def create_order(client: FlaskClient, creator: User, **overrides: Any) -> dict[str, Any]:
+    response = call(client, "POST", "/orders", creator, order_body(**overrides))
+    assert response.status_code == 201, response.json
+    order: dict[str, Any] = response.json["data"]["order"]
+    return order

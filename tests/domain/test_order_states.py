@@ -1,0 +1,50 @@
+"""The state machine table: every (action, state, actor) has exactly one answer."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from domain.enums import OrderStatus
+from domain.errors import InvalidStateTransition, PermissionDenied
+from domain.order_states import Action, Actor, allowed_actions, check_transition
+
+S, A = OrderStatus, Action
+LEGAL = {
+    (A.ACCEPT, S.PENDING): ({Actor.CREATOR, Actor.SYSTEM}, S.ACCEPTED),
+    (A.START, S.ACCEPTED): ({Actor.PROVIDER}, S.ACTIVE),
+    (A.COMPLETE, S.ACTIVE): ({Actor.PROVIDER, Actor.SYSTEM}, S.COMPLETED),
+    (A.CANCEL, S.PENDING): ({Actor.CREATOR, Actor.ADMIN}, S.CANCELLED),
+    (A.CANCEL, S.ACCEPTED): ({Actor.CREATOR, Actor.PROVIDER, Actor.ADMIN}, S.CANCELLED),
+    (A.CANCEL, S.ACTIVE): ({Actor.CREATOR, Actor.PROVIDER, Actor.ADMIN}, S.CANCELLED),
+    (A.EXPIRE, S.PENDING): ({Actor.SYSTEM}, S.CANCELLED),
+    (A.DISPUTE, S.COMPLETED): ({Actor.CREATOR}, S.DISPUTED),
+    (A.RESOLVE_RELEASE, S.DISPUTED): ({Actor.ADMIN}, S.COMPLETED),
+    (A.RESOLVE_REFUND, S.DISPUTED): ({Actor.ADMIN}, S.CANCELLED),
+}
+
+
+@pytest.mark.parametrize(("action", "status", "actor"),
+                         list(itertools.product(Action, OrderStatus, Actor)))
+def test_every_combination(action: Action, status: OrderStatus, actor: Actor) -> None:
+    legal = LEGAL.get((action, status))
+    if legal is None:
+        with pytest.raises(InvalidStateTransition) as info:
+            check_transition(action, status, actor)
+        assert info.value.code == "INVALID_STATE_TRANSITION"
+        assert info.value.details["status"] == status.value
+    elif actor not in legal[0]:
+        with pytest.raises(PermissionDenied):
+            check_transition(action, status, actor)
+    else:
+        assert check_transition(action, status, actor).target is legal[1]
+
+
+def test_cancelled_is_terminal() -> None:
+    for actor in Actor:
+        assert allowed_actions(S.CANCELLED, actor) == []
+
+
+def test_allowed_actions_for_creator_of_pending_order() -> None:
+    assert set(allowed_actions(S.PENDING, Actor.CREATOR)) == {A.ACCEPT, A.CANCEL}

@@ -1,0 +1,101 @@
+"""The transactional outbox with a real worker: events are published after commit, carry the
+request id, and a crash between commit and publish is repaired by the sweep."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from flask import Flask
+from sqlalchemy import func, select
+
+from db.lifecycle_models import OutboxMessage
+from db.models import User
+from domain import orders
+from tasks.events import DRAIN_TASK, EVENTS_CHANNEL
+from tests.api.orders_helpers import order_body
+from tests.auth_helpers import auth_headers
+from tests.conftest import TEST_REDIS_URL
+from workers.queues import ALL_QUEUES
+
+
+@pytest.fixture
+def live_worker(live_app: Flask) -> Iterator[Celery]:
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    celery: Celery = live_app.extensions["celery"]
+    with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                      queues=list(ALL_QUEUES), shutdown_timeout=20):
+        yield celery
+
+
+def _messages(pubsub: Any, want: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < want and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and message["type"] == "message":
+            found.append(json.loads(message["data"]))
+    return found
+
+
+def test_committed_change_is_published_with_its_request_id(
+        live_app: Flask, live_users: dict[str, User], live_worker: Celery) -> None:
+    pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    with live_app.test_client() as client:
+        response = client.post("/api/v1/orders", json=order_body(),
+                               headers=auth_headers(live_users["creator"], live_app)
+                               | {"X-Request-ID": "outbox-trace-1"})
+    assert response.status_code == 201
+    [event] = _messages(pubsub, 1)
+    assert event["topic"] == "order:created"
+    assert event["aggregateId"] == response.json["data"]["order"]["id"]
+    assert event["requestId"] == "outbox-trace-1"
+    assert event["payload"]["status"] == "pending"
+
+
+def test_rolled_back_change_publishes_nothing(live_app: Flask, live_users: dict[str, User],
+                                              live_worker: Celery) -> None:
+    pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    with live_app.test_client() as client:
+        bad = client.post("/api/v1/orders", json=order_body(baseAmount="1.001"),
+                          headers=auth_headers(live_users["creator"], live_app))
+    assert bad.status_code == 400
+    assert _messages(pubsub, 1, timeout=2.0) == []
+
+
+def test_crash_between_commit_and_publish_is_repaired_by_the_sweep(
+        live_app: Flask, live_users: dict[str, User], live_worker: Celery) -> None:
+    database = live_app.extensions["taplive"].db
+    hooks, database._after_commit = database._after_commit, []  # the "crash": no kick
+    try:
+        with live_app.app_context(), database.transaction() as session:
+            creator = session.get(User, live_users["creator"].id)
+            assert creator is not None
+            orders.create_order(session, creator, orders.OrderDraft(
+                title="t", latitude=1.0, longitude=1.0, base_amount_minor=100,
+                currency="USD"), orders.OrderRules(), datetime.now(UTC))
+    finally:
+        database._after_commit = hooks
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).where(
+            OutboxMessage.published_at.is_(None))) == 1
+    pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    live_worker.send_task(DRAIN_TASK)  # what beat's events-sweep-outbox entry sends every 10 s
+    [event] = _messages(pubsub, 1)
+    assert event["topic"] == "order:created"
+    with database.transaction() as session:
+        assert session.scalar(select(func.count()).where(
+            OutboxMessage.published_at.is_(None))) == 0
+    # Draining again publishes nothing twice.
+    live_worker.send_task(DRAIN_TASK)
+    assert _messages(pubsub, 1, timeout=2.0) == []

@@ -1,0 +1,49 @@
+"""Order expiry: pending orders past their time end as cancelled with reason ``expired``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from freezegun import freeze_time
+from sqlalchemy import select
+
+from db.lifecycle_models import OrderEvent
+from db.models import Order, User
+from domain.enums import OrderStatus
+from tests import factories
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def test_expiry_cancels_stale_orders_once(live_app: Flask, live_users: dict[str, User]) -> None:
+    database = live_app.extensions["taplive"].db
+    creator_id = live_users["creator"].id
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            with freeze_time(NOW - timedelta(hours=25)):
+                stale = factories.OrderFactory(creator_id=creator_id)
+            with freeze_time(NOW - timedelta(hours=2)):
+                missed = factories.OrderFactory(creator_id=creator_id,
+                                                scheduled_for=NOW - timedelta(hours=1))
+                fresh = factories.OrderFactory(creator_id=creator_id)
+                upcoming = factories.OrderFactory(creator_id=creator_id,
+                                                  scheduled_for=NOW + timedelta(hours=1))
+        finally:
+            factories.bind(None)
+        ids = {o.id for o in (stale, missed)}, {o.id for o in (fresh, upcoming)}
+    expire_orders = live_app.extensions["celery"].tasks["maintenance.expire_orders"]
+    with freeze_time(NOW):
+        assert expire_orders.apply().get() == 2
+        assert expire_orders.apply().get() == 0  # a second tick changes nothing
+    with database.transaction() as session:
+        for order_id in ids[0]:
+            order = session.get(Order, order_id)
+            assert order is not None and order.status is OrderStatus.CANCELLED
+            assert order.cancellation_reason == "expired"
+        for order_id in ids[1]:
+            assert session.get(Order, order_id).status is OrderStatus.PENDING  # type: ignore[union-attr]
+        events = session.scalars(select(OrderEvent.event).where(
+            OrderEvent.event == "order:expired")).all()
+        assert len(events) == 2
