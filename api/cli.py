@@ -9,6 +9,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from api import create_app
+from api.cli_areas import areas_cli
 from api.services import services
 from db import migrate as migrations
 from domain.accounts import ensure_admin
@@ -55,3 +56,6 @@ def standalone_command(port: int, check: bool) -> None:
     from workers.standalone import run_standalone
 
     raise SystemExit(run_standalone(port=port, check=check))
+
+
+cli.add_command(areas_cli)  # taplive areas add|list|enable|disable

@@ -15,6 +15,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    "maintenance-purge-idempotency-keys": {
+        "task": "maintenance.purge_idempotency_keys",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     "maintenance-expire-orders": {
         "task": "maintenance.expire_orders",
         "schedule": 60.0,

@@ -230,7 +230,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", default="4,16",
+                        help="comma-separated wrk connection counts; each is a separate round")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--quick", action="store_true", help="10k orders, 5 s per scenario")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -296,13 +297,17 @@ def main() -> int:
             ),
         ]
         results = []
-        for label, target, script in scenarios:
-            _wrk(target, script, 2, args.connections)  # warm-up
-            rps, p50, p99, errors = _wrk(target, script, args.duration, args.connections)
-            results.append(Result(label, rps, p50, p99, errors))
-        ceiling = results[0].requests_per_s
-        for result in results:
-            result.ratio_to_ceiling = result.requests_per_s / ceiling
+        for connections in [int(c) for c in str(args.connections).split(",")]:
+            round_results = []
+            for label, target, script in scenarios:
+                _wrk(target, script, 2, connections)  # warm-up
+                rps, p50, p99, errors = _wrk(target, script, args.duration, connections)
+                round_results.append(Result(f"{label} @ c={connections}", rps, p50, p99,
+                                            errors))
+            ceiling = round_results[0].requests_per_s
+            for result in round_results:
+                result.ratio_to_ceiling = result.requests_per_s / ceiling
+            results += round_results
     finally:
         if server is not None:
             server.terminate()

@@ -72,7 +72,9 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection that died is
+        # invalidated on first use (SQLAlchemy's disconnect handling) and recycle bounds age.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
             "connect_timeout": connect_timeout_s,

@@ -271,6 +271,7 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "applications": [_row(a) for a in queries.applications_of(session, user.id)],
         "payments": [_row(p) for p in queries.payments_of(session, user.id)],
         "auditEvents": [_row(e) for e in queries.audit_events_of(session, user.id)],
+        "orderEvents": [_row(e) for e in queries.order_events_of(session, user.id)],
         "notes": {
             "password": "Stored only as a salted bcrypt hash, which is not exported.",
             "lastActiveAt": "Recorded at most a minute late (activity is batched).",

@@ -37,3 +37,17 @@ def flush_last_active() -> int:
         updated = user_queries.bump_last_active(session, seen)
     log.info("flushed last activity", extra={"users": len(seen), "updated": updated})
     return updated
+
+
+@shared_task(name="maintenance.purge_idempotency_keys", time_limit=120, soft_time_limit=100,
+             ignore_result=True)
+def purge_idempotency_keys() -> int:
+    """Drop expired Idempotency-Key records (they live IDEMPOTENCY_TTL_HOURS, at least 24 h).
+    A second run finds nothing left to delete."""
+    from db.queries.housekeeping import purge_expired_idempotency_keys
+
+    with services().db.transaction() as session:
+        purged = purge_expired_idempotency_keys(session, datetime.now(UTC))
+    if purged:
+        log.info("purged %d expired idempotency keys", purged)
+    return purged

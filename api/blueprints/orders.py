@@ -18,10 +18,11 @@ from api.blueprints.order_schemas import (
     OrderListArgsSchema,
     OrderPageSchema,
     OrderUpdateSchema,
+    order_json,
 )
 from api.fields import page_payload
 from api.services import services
-from api.smorest import Blueprint
+from api.smorest import Blueprint, Serialized
 from db.models import Order
 from db.pagination import paginate
 from db.queries import orders as order_queries
@@ -91,7 +92,7 @@ class Orders(MethodView):
         page = paginate(session, order_queries.select_for_user(session, flt),
                         created_col=Order.created_at, id_col=Order.id,
                         codec=services().cursors, limit=args["limit"], cursor=args["cursor"])
-        return page_payload(page, page.items)
+        return page_payload(page, [order_json(order) for order in page.items])
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderCreateSchema)
@@ -113,7 +114,10 @@ class NearbyOrders(MethodView):
         found = order_queries.find_pending_near(
             services().db.session(), args["latitude"], args["longitude"], args["radius"],
             args["limit"])
-        return {"items": found}
+        items = [order_json(near.order) | {"distanceMeters": round(near.distance_m, 1),
+                                           "creatorName": near.creator_name}
+                 for near in found]
+        return Serialized({"items": items})
 
 
 @blp.route("/<uuid:order_id>")

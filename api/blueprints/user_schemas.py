@@ -131,6 +131,7 @@ class ExportSchema(Schema):
     applications = fields.List(fields.Dict())
     payments = fields.List(fields.Dict())
     auditEvents = fields.List(fields.Dict())
+    orderEvents = fields.List(fields.Dict())
     notes = fields.Dict()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from geoalchemy2 import Geography
 from sqlalchemy import (
@@ -41,10 +40,6 @@ class NearbyOrder:
     order: Order
     distance_m: float
     creator_name: str
-
-    def __getattr__(self, name: str) -> Any:
-        # Reads like the order itself, so the order's response schema can dump it as is.
-        return getattr(self.order, name)
 
 
 def find_by_id(session: Session, order_id: uuid.UUID, *, for_update: bool = False) -> Order | None:
@@ -117,9 +112,13 @@ def find_pending_near(
 ) -> list[NearbyOrder]:
     """Pending orders within ``radius_m`` great-circle metres of a point, nearest first.
 
-    PostgreSQL runs the spec's optimised query: ``ST_DWithin`` (GiST-indexed) + ``ST_Distance``
-    on the sphere. SQLite narrows with the indexed lat/lon bounding box, then applies the exact
-    haversine filter and ordering (``taplive_distance_m`` is registered on every connection).
+    PostgreSQL runs the spec's optimised query, ``ST_DWithin`` (GiST-indexed) + ``ST_Distance``
+    on the sphere, but orders by the KNN operator ``<->`` (sphere distance for geography): the
+    GiST index then yields rows nearest first and stops at ``limit``, instead of computing and
+    sorting the distance of every order in the radius (3x faster at 270 orders in 2 km, and the
+    gap grows with density; see docs/benchmarks.md). SQLite narrows with the indexed lat/lon
+    bounding box, then applies the exact haversine filter and ordering
+    (``taplive_distance_m`` is registered on every connection).
     """
     stmt: Select[Order, float, str]
     if session.get_bind().dialect.name == "postgresql":
@@ -128,7 +127,7 @@ def find_pending_near(
         stmt = select(Order, distance.label("distance_m"), User.username).where(
             Order.status == OrderStatus.PENDING,
             func.ST_DWithin(LOCATION_POINT, point, radius_m, False),
-        )
+        ).order_by(LOCATION_POINT.op("<->")(point))  # no tie-breaker: it would defeat KNN
     else:
         distance = func.taplive_distance_m(
             Order.latitude, Order.longitude, literal(latitude), literal(longitude)
@@ -137,8 +136,8 @@ def find_pending_near(
             Order.status == OrderStatus.PENDING,
             _sqlite_bbox_filter(latitude, longitude, radius_m),
             distance <= radius_m,
-        )
-    stmt = stmt.join(User, User.id == Order.creator_id).order_by(distance, Order.id).limit(limit)
+        ).order_by(distance, Order.id)
+    stmt = stmt.join(User, User.id == Order.creator_id).limit(limit)
     return [
         NearbyOrder(order=order, distance_m=float(distance_m), creator_name=creator_name)
         for order, distance_m, creator_name in session.execute(stmt)

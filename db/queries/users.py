@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from db.lifecycle_models import OrderEvent
 from db.models import AuditEvent, Order, OrderApplication, PaymentTransaction, User
 from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 
@@ -121,9 +122,31 @@ def scrub_free_text(session: Session, user_id: uuid.UUID) -> None:
         .execution_options(synchronize_session=False)
     )
     session.execute(
+        update(Order)
+        .where(Order.creator_id == user_id, Order.dispute_reason.is_not(None))
+        .values(dispute_reason="[erased]", version=Order.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
         update(OrderApplication)
         .where(OrderApplication.provider_id == user_id)
         .values(application_message=None)
+        .execution_options(synchronize_session=False)
+    )
+    # Reasons this user typed into order histories (cancellations, disputes): the event stays
+    # (the counterparty's record of what happened), the words go.
+    cancelled_by_user = select(OrderEvent.order_id).where(
+        OrderEvent.actor_id == user_id, OrderEvent.event == "order:cancelled")
+    session.execute(
+        update(Order)
+        .where(Order.id.in_(cancelled_by_user))
+        .values(cancellation_reason="[erased]", version=Order.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(OrderEvent)
+        .where(OrderEvent.actor_id == user_id, OrderEvent.reason.is_not(None))
+        .values(reason="[erased]")
         .execution_options(synchronize_session=False)
     )
     session.execute(
@@ -156,3 +179,9 @@ def bump_last_active(session: Session, seen: Mapping[uuid.UUID, datetime]) -> in
     params = [{"uid": user_id, "seen": at} for user_id, at in seen.items()]
     result = session.execute(stmt, params)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def order_events_of(session: Session, user_id: uuid.UUID) -> list[OrderEvent]:
+    """Order-history entries the user caused (for the GDPR export)."""
+    return list(session.scalars(
+        select(OrderEvent).where(OrderEvent.actor_id == user_id).order_by(OrderEvent.id)))

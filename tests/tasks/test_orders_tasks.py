@@ -47,3 +47,21 @@ def test_expiry_cancels_stale_orders_once(live_app: Flask, live_users: dict[str,
         events = session.scalars(select(OrderEvent.event).where(
             OrderEvent.event == "order:expired")).all()
         assert len(events) == 2
+
+
+def test_expired_idempotency_keys_are_purged_once(live_app: Flask) -> None:
+    from db.lifecycle_models import IdempotencyRecord
+
+    database = live_app.extensions["taplive"].db
+    with database.transaction() as session:
+        for key, expires in (("old", NOW - timedelta(seconds=1)),
+                             ("live", NOW + timedelta(hours=1))):
+            session.add(IdempotencyRecord(scope="user:x", key=key, request_hash="h",
+                                          status_code=201, response_body={}, created_at=NOW,
+                                          expires_at=expires))
+    purge = live_app.extensions["celery"].tasks["maintenance.purge_idempotency_keys"]
+    with freeze_time(NOW):
+        assert purge.apply().get() == 1
+        assert purge.apply().get() == 0
+    with database.transaction() as session:
+        assert session.scalars(select(IdempotencyRecord.key)).all() == ["live"]
