@@ -6,6 +6,7 @@ from flask import Flask
 
 from api.auth import init_auth
 from api.errors import register_error_handlers
+from api.metrics import register_metrics
 from api.request_hooks import register_request_hooks
 from api.services import Services
 from api.smorest import Api, Blueprint
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_hooks(app)
     init_auth(app, api, settings)
     register_unit_of_work(app)
+    register_metrics(app)
 
     from workers.celery_factory import celery_init_app
 

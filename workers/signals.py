@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import (
+    before_task_publish,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_retry,
+    task_success,
+)
 
 from core.context import request_id_var, task_id_var
+from core.metrics import TASK_OUTCOMES
 
 REQUEST_ID_HEADER = "taplive_request_id"
 _tokens: dict[str, tuple[Any, Any]] = {}
@@ -33,3 +41,18 @@ def _leave_task(task_id: str | None = None, **_: Any) -> None:
     if tokens:
         request_id_var.reset(tokens[0])
         task_id_var.reset(tokens[1])
+
+
+@task_success.connect
+def _count_success(sender: Any = None, **_: Any) -> None:
+    TASK_OUTCOMES.labels(getattr(sender, "name", "?"), "success").inc()
+
+
+@task_failure.connect
+def _count_failure(sender: Any = None, **_: Any) -> None:
+    TASK_OUTCOMES.labels(getattr(sender, "name", "?"), "failure").inc()
+
+
+@task_retry.connect
+def _count_retry(sender: Any = None, **_: Any) -> None:
+    TASK_OUTCOMES.labels(getattr(sender, "name", "?"), "retry").inc()

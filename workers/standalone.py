@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +146,11 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
     env.setdefault("APP_ENV", AppEnv.STANDALONE.value)
     env.setdefault("DATABASE_URL", f"sqlite:///{VAR_DIR / 'taplive.sqlite3'}")
     env.setdefault("LOG_FORMAT", "console")
+    # API workers, Celery worker and beat share one metrics directory: /metrics sees them all.
+    metrics_dir = VAR_DIR / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     redis_proc, redis_url = _start_embedded_redis(env)
     env["REDIS_URL"] = redis_url
     supervisor = Supervisor(env)
@@ -154,7 +160,9 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         python = sys.executable
         supervisor.start("api", [python, "-m", "gunicorn", "api.wsgi:app",
                                  "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                                 "--threads", "4", "--access-logfile", "-"])
+                                 "--threads", "4"])
+        # No gunicorn access log: its request line carries query strings (positions); the
+        # app's own access line (api/request_hooks.py) logs the path only.
         supervisor.start("worker", [python, "-m", "celery", "-A", "celery_app", "worker",
                                     "--queues", ",".join(ALL_QUEUES), "--concurrency", "2",
                                     "--hostname", "standalone@%h", "--loglevel", "INFO"])

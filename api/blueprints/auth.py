@@ -18,6 +18,7 @@ from api.blueprints.user_schemas import (
 )
 from api.services import services
 from api.smorest import Blueprint
+from core.metrics import USER_REGISTRATIONS
 from domain import users
 from domain.enums import UserRole
 
@@ -38,6 +39,7 @@ class Register(MethodView):
             password=body["password"], role=UserRole(body["role"]),
             policy=password_policy(svc.settings),
         )
+        USER_REGISTRATIONS.inc()  # register() has committed: the account exists
         return {"user": user, **tokens.issue_token_pair(user)}
 
 
