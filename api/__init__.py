@@ -7,6 +7,7 @@ from flask import Flask
 from api.auth import init_auth
 from api.errors import register_error_handlers
 from api.metrics import register_metrics
+from api.payment_services import init_payments
 from api.request_hooks import register_request_hooks
 from api.services import Services
 from api.smorest import Api, Blueprint
@@ -25,10 +26,13 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         admin_users,
         applications,
         auth,
+        matches,
         order_actions,
         orders,
+        payments,
         providers,
         users,
+        webhooks,
     )
 
     return [
@@ -40,6 +44,9 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         (applications.blp, "/api/v1/orders"),
         (order_actions.blp, "/api/v1"),
         (providers.blp, "/api/v1/providers"),
+        (matches.blp, "/api/v1"),
+        (payments.blp, "/api/v1"),
+        (webhooks.blp, "/api/v1/webhooks"),
     ]
 
 
@@ -87,4 +94,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     from workers.celery_factory import celery_init_app
 
     celery_init_app(app)
+    init_payments(app, settings)
     return app

@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup
 
 from api import create_app
 from api.cli_areas import areas_cli
+from api.cli_matching import rematch_command
 from api.services import services
 from db import migrate as migrations
 from domain.accounts import ensure_admin
@@ -58,4 +59,5 @@ def standalone_command(port: int, check: bool) -> None:
     raise SystemExit(run_standalone(port=port, check=check))
 
 
+cli.add_command(rematch_command)  # taplive rematch [--dry-run] [--region lat,lon,km]
 cli.add_command(areas_cli)  # taplive areas add|list|enable|disable

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.envelope import failure
 from domain import errors as domain
+from domain.payments.errors import ProcessorUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.NotFound, 404),
     (domain.Conflict, 409),
     (domain.Unprocessable, 422),
+    (ProcessorUnavailable, 503),
 ]
 
 

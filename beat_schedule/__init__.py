@@ -36,4 +36,48 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Matching (docs/matching.md): re-balance every pending order against current positions.
+    "matching-rematch-all": {
+        "task": "matching.rematch_all",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Providers silent past PRESENCE_OFFLINE_AFTER_S leave the matching index.
+    "maintenance-sweep-presence": {
+        "task": "maintenance.sweep_presence",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
+    # Location history older than LOCATION_HISTORY_RETENTION_DAYS is deleted.
+    "maintenance-purge-location-history": {
+        "task": "maintenance.purge_location_history",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
+    # Payments (docs/payments.md). Each job re-checks every escrow under its row lock.
+    "payments-authorize-due": {  # far-future orders, authorised shortly before their time
+        "task": "payments.authorize_due",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "payments-renew-holds": {  # holds about to lapse: renew, or flag the order
+        "task": "payments.renew_holds",
+        "schedule": 900.0,
+        "options": {"expires": 890},
+    },
+    "payments-settle-due": {  # completed orders past their dispute window, in batches
+        "task": "payments.settle_due",
+        "schedule": 600.0,
+        "options": {"expires": 590},
+    },
+    "payments-reconcile": {  # ledger vs processor: drift is recorded and logged
+        "task": "payments.reconcile",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
+    "payments-sweep-orphan-holds": {  # holds no escrow owns (a request that never committed)
+        "task": "payments.sweep_orphan_holds",
+        "schedule": 1800.0,
+        "options": {"expires": 1790},
+    },
 }

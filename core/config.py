@@ -63,6 +63,26 @@ class Settings(BaseSettings):
     order_pending_ttl_hours: int = 24
     order_expiry_grace_minutes: int = 30
 
+    # Presence, location history and matching (docs/matching.md, "In the workers").
+    # A provider with no location update for this long is offline (dropped from matching).
+    presence_offline_after_s: int = Field(default=120, ge=10)
+    # Location history: at most one sample per provider per interval, kept this many days.
+    location_history_interval_s: int = Field(default=60, ge=1)
+    location_history_retention_days: int = Field(default=30, ge=1)
+    # Positions shown to anyone but the provider (and their assigned order's creator) are
+    # snapped to a grid of cells this wide.
+    location_coarsen_m: int = Field(default=500, ge=100)
+    # A provider must be this far beyond the radius to "exit" (GPS jitter at the boundary).
+    geofence_hysteresis_m: int = Field(default=25, ge=0)
+    matching_max_invitations: int = Field(default=10, ge=1, le=100)
+    # How long a worker serves matches from its in-memory index before checking Redis for
+    # changes (candidates are re-checked against live presence anyway).
+    matching_index_max_staleness_s: float = Field(default=2.0, ge=0)
+    # Change-log entries a worker applies incrementally; more than that means a full rebuild.
+    matching_index_max_changes: int = Field(default=50_000, ge=1)
+    matching_rematch_max_candidates: int = Field(default=16, ge=1)
+    matching_offer_ttl_s: int = Field(default=60, ge=1)
+
     # Accounts and authentication (docs/auth.md).
     jwt_access_ttl_s: int = Field(default=900, ge=60)
     jwt_refresh_ttl_s: int = Field(default=1_209_600, ge=300)
@@ -85,6 +105,33 @@ class Settings(BaseSettings):
     rate_limit_register_account: str = "5 per 15 minutes"
     # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: use the peer).
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
+
+    # Payments (docs/payments.md). "offline" is the no-network emulator of standalone mode and
+    # tests; production refuses it.
+    payment_gateway: str = Field(default="offline", pattern="^(offline|stripe)$")
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None  # None: Stripe's own; tests point it at localstripe
+    stripe_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    # Fees in basis points of the gross (1500 = 15 %), plus the processor's fixed fee in minor
+    # units (one number for every currency, or a JSON object per currency which then must list
+    # every currency orders use). Rounding: domain.money.split_fees.
+    platform_fee_bps: int = Field(default=1500, ge=0, le=10_000)
+    processing_fee_bps: int = Field(default=290, ge=0, le=10_000)
+    processing_fee_fixed_minor: int = Field(default=30, ge=0)
+    processing_fee_fixed_by_currency: dict[str, int] = Field(default_factory=dict)
+    payment_hold_days: int = Field(default=7, ge=1, le=30)
+    payment_hold_renew_before_hours: int = Field(default=24, ge=1)
+    payment_authorize_lead_hours: int = Field(default=24, ge=1)
+    payment_settlement_grace_minutes: int = Field(default=10, ge=0)
+    payment_settlement_batch: int = Field(default=100, ge=1, le=1000)
+    payment_orphan_hold_grace_minutes: int = Field(default=30, ge=1)
+    payment_rate_limit_retries: int = Field(default=5, ge=0, le=20)
+    payment_reconcile_lookback_hours: int = Field(default=48, ge=1)
+    # Accepting an offer needs a card (given or saved). None: on, except under APP_ENV=test,
+    # whose lifecycle suites accept without one (the payments suites turn it on).
+    payment_method_required: bool | None = None
 
     @field_validator(
         "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",
@@ -113,6 +160,11 @@ class Settings(BaseSettings):
                     problems.append(f"{name} must be at least {MIN_SECRET_LENGTH} characters")
             if self.database_url.startswith("sqlite"):
                 problems.append("DATABASE_URL must point at PostgreSQL in production")
+            if self.payment_gateway != "stripe":
+                problems.append("PAYMENT_GATEWAY must be stripe in production")
+            for name in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+                if not getattr(self, name.lower()):
+                    problems.append(f"{name} is missing")
             if problems:
                 raise ConfigurationError("refusing to start: " + "; ".join(problems))
         return self
@@ -128,6 +180,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env is AppEnv.PRODUCTION
+
+    @property
+    def payment_method_required_at_accept(self) -> bool:
+        if self.payment_method_required is not None:
+            return self.payment_method_required
+        return self.app_env is not AppEnv.TEST
 
     @property
     def rate_limits_on(self) -> bool:

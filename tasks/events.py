@@ -25,7 +25,18 @@ DRAIN_TASK = "events.drain_outbox"
 BATCH = 500
 
 # topic -> tasks to enqueue with the aggregate id. Consumers are idempotent (at-least-once).
-FOLLOW_UPS: dict[str, tuple[str, ...]] = {}
+FOLLOW_UPS: dict[str, tuple[str, ...]] = {
+    # Matching chain (docs/matching.md, "In the workers"): a new order is matched, the invited
+    # providers are notified; an auto-dispatch offer starts its countdown and its notification.
+    "order:created": ("matching.match_order",),
+    "order:matched": ("notifications.notify_invited",),
+    "dispatch:offered": ("matching.expire_offer", "notifications.notify_offer"),
+    # Money follows the order (tasks/payments.py); each is a no-op when already done.
+    "order:accepted": ("payments.authorize_hold",),
+    "order:completed": ("payments.capture",),
+    "order:cancelled": ("payments.release",),
+    "order:resolved": ("payments.apply_resolution",),
+}
 
 
 @shared_task(name=DRAIN_TASK, bind=True, time_limit=60, soft_time_limit=50,

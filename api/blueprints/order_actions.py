@@ -16,10 +16,12 @@ from api.blueprints.order_schemas import (
     ResolveSchema,
 )
 from api.blueprints.orders import rules
+from api.payment_services import payments
 from api.services import services
 from api.smorest import Blueprint
 from domain import order_actions
 from domain.locations import LocationStore
+from domain.payments import capture, holds
 from domain.permissions import Permission
 
 blp = Blueprint("order_actions", __name__,
@@ -41,9 +43,12 @@ class Accept(MethodView):
     @blp.arguments(AcceptSchema)
     @blp.response(200, OrderEnvelopeSchema)
     def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
-        """Accept one application (creator): the others are rejected, the provider assigned."""
-        order = order_actions.accept(services().db.session(), order_id, body["applicationId"],
-                                     current_user(), _now())
+        """Accept one application (creator): the others are rejected, the provider assigned,
+        and the agreed amount held on the creator's card (402 when declined)."""
+        pay = payments()
+        order = holds.accept_with_hold(services().db.session(), pay.gateway, pay.config,
+                                       order_id, body["applicationId"], current_user(),
+                                       body["paymentMethodId"], _now())
         return {"order": order}
 
 
@@ -104,7 +109,9 @@ class Resolve(MethodView):
     @blp.arguments(ResolveSchema)
     @blp.response(200, OrderEnvelopeSchema)
     def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
-        """Resolve a dispute (admin): release the money to the provider, or refund."""
-        order = order_actions.resolve(services().db.session(), order_id, current_user(),
-                                      body["outcome"], body["note"], _now())
+        """Resolve a dispute (admin): release the money to the provider, or refund (all, or
+        ``refundAmount``)."""
+        order = capture.resolve_dispute(services().db.session(), order_id, current_user(),
+                                        body["outcome"], body["note"], body["refundAmount"],
+                                        _now())
         return {"order": order}

@@ -37,7 +37,25 @@ def test_production_refuses_unsafe_settings(overrides: dict[str, str], message: 
         load_settings(**values)
 
 
+STRIPE = {"payment_gateway": "stripe", "stripe_secret_key": "sk_live_x",
+          "stripe_webhook_secret": "whsec_x"}
+
+
 def test_production_starts_with_real_secrets() -> None:
     settings = load_settings(app_env=AppEnv.PRODUCTION, database_url=PG,
-                             secret_key=STRONG, jwt_secret_key=STRONG + "x")
+                             secret_key=STRONG, jwt_secret_key=STRONG + "x", **STRIPE)
     assert settings.is_production
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"payment_gateway": "offline"}, "PAYMENT_GATEWAY must be stripe"),
+    ({"stripe_secret_key": None}, "STRIPE_SECRET_KEY is missing"),
+    ({"stripe_webhook_secret": ""}, "STRIPE_WEBHOOK_SECRET is missing"),
+])
+def test_production_refuses_offline_payments_and_missing_stripe_secrets(
+        overrides: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {"app_env": AppEnv.PRODUCTION, "database_url": PG,
+                                 "secret_key": STRONG, "jwt_secret_key": STRONG + "x",
+                                 **STRIPE, **overrides}
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(**values)

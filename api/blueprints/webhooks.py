@@ -1,0 +1,30 @@
+"""Processor webhooks. No token: the signature over the raw body is the authentication."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+
+from api.blueprints.payment_schemas import WebhookAckSchema
+from api.payment_services import payments
+from api.services import services
+from api.smorest import Blueprint
+from domain.payments import webhooks
+
+blp = Blueprint("webhooks", __name__, description="Payment processor webhooks")
+
+
+@blp.route("/stripe")
+class StripeWebhook(MethodView):
+    @blp.response(200, WebhookAckSchema)
+    def post(self) -> dict[str, Any]:
+        """Receive a Stripe event (signature verified, deduplicated by event id)."""
+        pay = payments()
+        outcome = webhooks.receive_stripe(
+            services().db.session(), pay.gateway, pay.config, request.get_data(cache=True),
+            request.headers.get("Stripe-Signature"), pay.webhook_secret,
+            pay.webhook_tolerance_s, datetime.now(UTC))
+        return {"received": True, "outcome": outcome}

@@ -1,0 +1,349 @@
+"""Matching commands: invite the best providers to a new order, and re-match every pending order
+in one optimal batch. Framework-free: the Celery tasks and the CLI call these with a session,
+a ``ProviderIndex`` (from the worker's memory) and the presence registry.
+
+The index is a fast *pre-filter* that may be a second or two old; every provider it proposes
+is re-checked against live presence (online, heard from recently, still in range) and the
+database (verified, not busy, not the creator, never refused this order) before being invited.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from db.matching_models import OrderAssignment, OrderMatch
+from db.queries import matching as match_queries
+from db.queries import orders as order_queries
+from domain import dispatch
+from domain.enums import OrderStatus
+from domain.events import emit
+from domain.geo import great_circle_m
+from domain.locations import PresenceRegistry
+from domain.presence import is_live
+from matching import (
+    DEFAULT_WEIGHTS,
+    CandidateEdges,
+    Candidates,
+    ProviderIndex,
+    ProviderSignals,
+    RankedCandidate,
+    ScoringWeights,
+    assign,
+    candidate_edges,
+    rank,
+)
+
+ORDER_MATCHED = "order:matched"
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class MatchSource(StrEnum):
+    ORDER_CREATED = "order_created"
+    REMATCH = "rematch"
+
+
+@dataclass(frozen=True)
+class MatchingRules:
+    max_invitations: int = 10
+    offline_after_s: int = 120
+    offer_ttl_s: int = 60
+    rematch_max_candidates: int = 16
+    weights: ScoringWeights = DEFAULT_WEIGHTS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MatchingRules:
+        return cls(max_invitations=settings.matching_max_invitations,
+                   offline_after_s=settings.presence_offline_after_s,
+                   offer_ttl_s=settings.matching_offer_ttl_s,
+                   rematch_max_candidates=settings.matching_rematch_max_candidates)
+
+    @property
+    def pool(self) -> int:
+        """How many index candidates are re-checked live to fill ``max_invitations``."""
+        return max(3 * self.max_invitations, 30)
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    order_id: uuid.UUID
+    invited: list[RankedCandidate]
+    already_matched: bool = False
+    offer_match_id: uuid.UUID | None = None
+
+
+# ------------------------------------------------------------------------------- new order
+def match_order(session: Session, order_id: uuid.UUID, index: ProviderIndex,
+                registry: PresenceRegistry, now: datetime, rules: MatchingRules
+                ) -> MatchResult | None:
+    """Invite the best-ranked live providers to a pending order (stored as order matches) and
+    emit ``order:matched`` for the notification path. Idempotent: the order row is locked and
+    an order that already has matches is left alone. None if the order is gone or taken."""
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.PENDING:
+        return None
+    if match_queries.has_matches(session, order.id):
+        return MatchResult(order.id, [], already_matched=True)
+    ranked = rank_live_candidates(session, index, registry, order.latitude, order.longitude,
+                                  order.service_radius, now, rules,
+                                  exclude={str(order.creator_id)})
+    if not ranked:
+        return MatchResult(order.id, [])
+    rows = [_match_row(order.id, r, i + 1, MatchSource.ORDER_CREATED, index.version, now)
+            for i, r in enumerate(ranked)]
+    inserted = match_queries.insert_ignoring_duplicates(session, OrderMatch, rows,
+                                                        ("order_id", "provider_id"))
+    _emit_matched(session, order.id, order.creator_id, len(inserted), MatchSource.ORDER_CREATED)
+    offer = None
+    if dispatch.wants_auto_dispatch(order):
+        offer = dispatch.start(session, order, now, timedelta(seconds=rules.offer_ttl_s))
+    session.flush()
+    return MatchResult(order.id, ranked, offer_match_id=offer.id if offer else None)
+
+
+def rank_live_candidates(session: Session, index: ProviderIndex, registry: PresenceRegistry,
+                         latitude: float, longitude: float, radius_m: float, now: datetime,
+                         rules: MatchingRules, *, exclude: set[str]) -> list[RankedCandidate]:
+    """Index candidates within the radius, ranked; the best ``pool`` re-checked (live in
+    Redis; verified and not busy in the database) and re-ranked on fresh signals; the best
+    ``max_invitations`` returned."""
+    found = index.within(latitude, longitude, radius_m)
+    keep = np.fromiter((str(i) not in exclude for i in found.ids.tolist()), bool, len(found))
+    found = Candidates(found.indices[keep], found.ids[keep], found.distances_m[keep])
+    shortlist = [str(r.provider_id)
+                 for r in rank(found, index.signals, rules.weights, limit=rules.pool)]
+    fresh = registry.records(shortlist)
+    eligible = {str(p) for p in match_queries.eligible_provider_ids(
+        session, [uuid.UUID(p) for p in fresh])}
+    ids, dist, records = [], [], []
+    for pid in shortlist:
+        rec = fresh.get(pid)
+        if rec is None or pid not in eligible or not is_live(rec.get("seenAt"), now,
+                                                             rules.offline_after_s):
+            continue
+        d = great_circle_m(latitude, longitude, float(rec["lat"]), float(rec["lon"]))
+        travel = rec.get("maxTravelM")
+        if d > radius_m or (travel is not None and d > float(travel)):
+            continue  # moved out of range since the index was built
+        ids.append(pid)
+        dist.append(d)
+        records.append(rec)
+    if not ids:
+        return []
+    live = Candidates(np.arange(len(ids), dtype=np.intp), np.array(ids, dtype=object),
+                      np.array(dist, dtype=np.float64))
+    return rank(live, signals_of(records, now), rules.weights, limit=rules.max_invitations)
+
+
+def signals_of(records: list[dict[str, Any]], now: datetime) -> ProviderSignals:
+    """Ranking signals from presence records (NaN = unknown, scored as a neutral prior)."""
+    def col(name: str) -> list[float]:
+        return [math.nan if r.get(name) is None else float(r[name]) for r in records]
+
+    seen = col("seenAt")
+    return ProviderSignals.from_arrays(
+        len(records),
+        verified=[1.0 if r.get("verified") else 0.0 for r in records],
+        seconds_since_active=[max(now.timestamp() - s, 0.0) for s in seen],
+        acceptance_rate=col("acceptanceRate"), completion_rate=col("completionRate"))
+
+
+def _match_row(order_id: uuid.UUID, ranked: RankedCandidate, position: int,
+               source: MatchSource, version: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(), "order_id": order_id, "provider_id": uuid.UUID(str(ranked.provider_id)),
+        "source": source.value, "status": dispatch.MatchStatus.INVITED.value, "rank": position,
+        "score": round(ranked.score, 6), "distance_m": round(ranked.distance_m, 1),
+        "breakdown": {k: round(v, 6) for k, v in ranked.breakdown.items()},
+        "index_version": version, "created_at": now, "updated_at": now,
+    }
+
+
+def _emit_matched(session: Session, order_id: uuid.UUID, creator_id: uuid.UUID, invited: int,
+                  source: MatchSource) -> None:
+    emit(session, ORDER_MATCHED, str(order_id), {
+        "event": ORDER_MATCHED, "orderId": str(order_id), "creatorId": str(creator_id),
+        "invited": invited, "source": source.value,
+    })
+
+
+# ---------------------------------------------------------------------------- batch re-match
+@dataclass
+class RematchReport:
+    orders: int = 0
+    providers: int = 0
+    matched: int = 0
+    total_distance_m: float = 0.0
+    mean_distance_m: float | None = None
+    p95_distance_m: float | None = None
+    unchanged: int = 0
+    changed: int = 0  # a different provider than the previous assignment
+    new: int = 0  # assigned now, unassigned before
+    dropped: int = 0  # assigned before, unassigned now
+    invitations: int = 0  # new invitations written for newly assigned providers
+    dry_run: bool = False
+    index_version: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class _Clock:
+    def __init__(self, report: RematchReport) -> None:
+        self._report, self._t = report, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        t = time.perf_counter()
+        self._report.timings_s[phase] = round(t - self._t, 4)
+        self._t = t
+
+
+def rematch(session: Session, index: ProviderIndex, registry: PresenceRegistry, now: datetime,
+            rules: MatchingRules, *, region: tuple[float, float, float] | None = None,
+            dry_run: bool = False, progress: Progress | None = None) -> RematchReport:
+    """Re-match every pending order (in ``region`` = (lat, lon, metres) if given) against the
+    current index in one optimal assignment (matched count first, then total distance), and
+    record it: assignments are replaced, newly assigned providers are invited (and notified
+    through ``order:matched``), exhausted auto-dispatches resume. Running it twice on the same
+    positions changes nothing the second time. ``dry_run`` computes the report only."""
+    report = RematchReport(dry_run=dry_run, index_version=index.version)
+    clock, tick = _Clock(report), progress or (lambda *_: None)
+    orders = match_queries.find_pending_orders(session, region)
+    if region is not None:
+        orders = [o for o in orders
+                  if great_circle_m(region[0], region[1], o.latitude, o.longitude) <= region[2]]
+        report.providers = len(index.within(*region))
+    else:
+        report.providers = len(index)
+    report.orders = len(orders)
+    order_ids = [o.id for o in orders]
+    clock.lap("load")
+    tick("load", 1, 4)
+
+    edges = _eligible_edges(session, index, orders, rules)
+    clock.lap("candidates")
+    tick("candidates", 2, 4)
+
+    result = assign(edges)
+    chosen = _live_choices(index, registry, orders, result.order_idx, result.provider_idx,
+                           result.distance_m, now, rules)
+    distances = np.array([d for _, d in chosen.values()], dtype=np.float64)
+    report.matched = len(chosen)
+    if len(distances):
+        report.total_distance_m = round(float(distances.sum()), 1)
+        report.mean_distance_m = round(float(distances.mean()), 1)
+        report.p95_distance_m = round(float(np.percentile(distances, 95)), 1)
+    clock.lap("solve")
+    tick("solve", 3, 4)
+
+    previous = match_queries.find_assignments(session, order_ids)
+    for oid in order_ids:
+        before, after = previous.get(oid), chosen.get(oid)
+        if before is None and after is None:
+            continue
+        if before is None:
+            report.new += 1
+        elif after is None:
+            report.dropped += 1
+        elif before.provider_id == after[0]:
+            report.unchanged += 1
+        else:
+            report.changed += 1
+    if not dry_run:
+        _write(session, index, orders, previous, chosen, report, now, rules)
+    clock.lap("write")
+    tick("write", 4, 4)
+    return report
+
+
+def _eligible_edges(session: Session, index: ProviderIndex,
+                    orders: list[match_queries.PendingOrderRow],
+                    rules: MatchingRules) -> CandidateEdges:
+    """Candidate edges minus the ones never to use: the order's own creator, providers busy on
+    another order, providers who declined or let an offer lapse on that order."""
+    if not orders:
+        return CandidateEdges.empty(0, len(index))
+    edges = candidate_edges(index, [o.latitude for o in orders], [o.longitude for o in orders],
+                            [float(o.service_radius) for o in orders],
+                            max_candidates=rules.rematch_max_candidates)
+    if len(edges) == 0:
+        return edges
+    provider_ids = index.ids[edges.provider_idx].astype(str)
+    creators = np.array([str(o.creator_id) for o in orders])[edges.order_idx]
+    keep = provider_ids != creators
+    busy = [str(p) for p in match_queries.busy_provider_ids(session)]
+    if busy:
+        keep &= ~np.isin(provider_ids, busy)
+    refused = match_queries.refused_pairs(session, [o.id for o in orders])
+    if refused:
+        position = {o.id: i for i, o in enumerate(orders)}
+        pos = index.id_to_index
+        keys = [position[o] * len(index) + pos[str(p)] for o, p in refused if str(p) in pos]
+        edge_keys = edges.order_idx.astype(np.int64) * len(index) + edges.provider_idx
+        keep &= ~np.isin(edge_keys, np.array(keys, dtype=np.int64))
+    return CandidateEdges.build(edges.order_idx[keep], edges.provider_idx[keep],
+                                edges.distance_m[keep], edges.n_orders, edges.n_providers)
+
+
+def _live_choices(index: ProviderIndex, registry: PresenceRegistry,
+                  orders: list[match_queries.PendingOrderRow], order_idx: Any,
+                  provider_idx: Any, distance_m: Any, now: datetime,
+                  rules: MatchingRules) -> dict[uuid.UUID, tuple[uuid.UUID, float]]:
+    """order id -> (provider id, metres) for the assignment's pairs whose provider is still
+    live (the index may be a moment older than presence)."""
+    ids = [str(index.ids[p]) for p in provider_idx.tolist()]
+    fresh = registry.records(ids)
+    out = {}
+    for o, pid, d in zip(order_idx.tolist(), ids, distance_m.tolist(), strict=True):
+        rec = fresh.get(pid)
+        if rec is not None and is_live(rec.get("seenAt"), now, rules.offline_after_s):
+            out[orders[o].id] = (uuid.UUID(pid), float(d))
+    return out
+
+
+def _write(session: Session, index: ProviderIndex, orders: list[match_queries.PendingOrderRow],
+           previous: dict[uuid.UUID, OrderAssignment],
+           chosen: dict[uuid.UUID, tuple[uuid.UUID, float]], report: RematchReport,
+           now: datetime, rules: MatchingRules) -> None:
+    match_queries.delete_stale_assignments(session)
+    match_queries.delete_assignments(session, [o for o in previous if o not in chosen])
+    for oid, (pid, dist) in chosen.items():
+        before = previous.get(oid)
+        if before is None:
+            session.add(OrderAssignment(order_id=oid, provider_id=pid, distance_m=dist,
+                                        assigned_at=now))
+        elif before.provider_id != pid or abs(before.distance_m - dist) > 0.5:
+            before.provider_id, before.distance_m, before.assigned_at = pid, dist, now
+    invited = match_queries.invited_pairs(session, list(chosen))
+    fresh = [(oid, pid, dist) for oid, (pid, dist) in chosen.items() if (oid, pid) not in invited]
+    ranks = match_queries.next_ranks(session, [oid for oid, _, _ in fresh])
+    by_id = {o.id: o for o in orders}
+    rows = []
+    for oid, pid, dist in fresh:
+        pos = index.id_to_index[str(pid)]
+        one = Candidates(np.array([pos], dtype=np.intp), index.ids[[pos]],
+                         np.array([dist], dtype=np.float64))
+        [ranked] = rank(one, index.signals, rules.weights)
+        rows.append(_match_row(oid, ranked, ranks[oid], MatchSource.REMATCH, index.version, now))
+    inserted = set(match_queries.insert_ignoring_duplicates(
+        session, OrderMatch, rows, ("order_id", "provider_id")))
+    invited_orders = [row["order_id"] for row in rows if row["id"] in inserted]
+    report.invitations = len(invited_orders)
+    for oid in invited_orders:
+        _emit_matched(session, oid, by_id[oid].creator_id, 1, MatchSource.REMATCH)
+    ttl = timedelta(seconds=rules.offer_ttl_s)
+    for exhausted in match_queries.find_dispatches(session, invited_orders,
+                                                   dispatch.DispatchStatus.EXHAUSTED.value):
+        dispatch.offer_next(session, exhausted, now, ttl)
+    session.flush()

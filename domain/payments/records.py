@@ -1,0 +1,80 @@
+"""Escrow bookkeeping shared by the commands: open an escrow, move its state (keeping the
+spec's ``payment_transactions`` row in step), flag it, publish ``payment:*`` events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.models import Order, PaymentTransaction
+from db.payment_models import PaymentEscrow
+from domain.enums import PaymentStatus
+from domain.events import emit
+from domain.money import format_minor
+from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
+
+# Topics for the real-time layer. ``stage`` in the payload says which step:
+#   payment:processing  scheduled | authorized
+#   payment:completed   captured | refunded | released | settled
+#   payment:failed      authorization | renewal | capture | hold_lapsed | chargeback
+PROCESSING = "payment:processing"
+COMPLETED = "payment:completed"
+FAILED = "payment:failed"
+
+
+def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
+    """The escrow of a just-accepted order (and its ``payment_transactions`` row)."""
+    assert order.provider_id is not None and order.agreed_amount_minor is not None
+    txn = PaymentTransaction(order_id=order.id, payer_id=order.creator_id,
+                             payee_id=order.provider_id, gross_amount_minor=0,
+                             platform_fee_minor=0, processing_fee_minor=0, net_amount_minor=0,
+                             currency=order.currency, status=PaymentStatus.PENDING)
+    session.add(txn)
+    session.flush()
+    escrow = PaymentEscrow(order_id=order.id, transaction_id=txn.id, payer_id=order.creator_id,
+                           payee_id=order.provider_id,
+                           state=EscrowState.AWAITING_AUTHORIZATION.value,
+                           currency=order.currency, amount_minor=order.agreed_amount_minor,
+                           authorized_minor=0, captured_minor=0, refunded_minor=0,
+                           refund_due_minor=0, refund_count=0, hold_generation=0,
+                           gateway=gateway)
+    session.add(escrow)
+    session.flush()
+    return escrow
+
+
+def transaction_of(session: Session, escrow: PaymentEscrow) -> PaymentTransaction:
+    txn = session.get(PaymentTransaction, escrow.transaction_id)
+    assert txn is not None  # same transaction, FK cascade
+    return txn
+
+
+def set_state(session: Session, escrow: PaymentEscrow, state: EscrowState,
+              now: datetime) -> PaymentTransaction:
+    escrow.state = state.value
+    txn = transaction_of(session, escrow)
+    txn.status = PAYMENT_STATUS[state]
+    if state is EscrowState.CAPTURED and txn.processed_at is None:
+        txn.processed_at = now
+    if state is EscrowState.SETTLED:
+        txn.settled_at = now
+    return txn
+
+
+def set_flag(escrow: PaymentEscrow, flag: Flag | None, now: datetime) -> None:
+    escrow.flag = flag.value if flag else None
+    escrow.flagged_at = now if flag else None
+
+
+def publish(session: Session, topic: str, escrow: PaymentEscrow, stage: str,
+            **extra: Any) -> None:
+    payload: dict[str, Any] = {
+        "paymentId": str(escrow.transaction_id), "orderId": str(escrow.order_id),
+        "creatorId": str(escrow.payer_id), "providerId": str(escrow.payee_id),
+        "stage": stage, "state": escrow.state, "currency": escrow.currency,
+        "amount": format_minor(escrow.amount_minor, escrow.currency),
+    }
+    payload.update(extra)
+    emit(session, topic, str(escrow.order_id), payload)

@@ -1,0 +1,144 @@
+"""Matching tasks (queue ``matching``) and presence housekeeping (queue ``maintenance``).
+
+Every task takes ids, re-loads and re-checks state in its own transaction (the domain commands
+lock what they change), so a redelivery or a second run is harmless; a row that is gone is a
+no-op. Transient failures (database or Redis unavailable, a lost optimistic-lock race) are
+retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Task, shared_task
+from flask import current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from api.services import services
+from db.queries import matching as match_queries
+from domain import dispatch, matching_service
+from domain.locations import PresenceRegistry
+from domain.matching_service import MatchingRules
+from workers.provider_index import holder_for
+
+log = logging.getLogger(__name__)
+
+RETRYABLE: tuple[type[BaseException], ...] = (
+    OperationalError, StaleDataError, IntegrityError, RedisConnectionError, RedisTimeoutError)
+# Exponential backoff (1, 2, 4, ... s, capped) with full jitter, so a burst of failures does
+# not come back as a synchronised burst of retries.
+RETRY: dict[str, Any] = {"autoretry_for": RETRYABLE, "retry_backoff": 1,
+                         "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 5}
+REMATCH_LOCK = "taplive:matching:rematch:lock"
+PURGE_BATCH = 5000
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        log.warning("ignoring a task for a malformed id")
+        return None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@shared_task(name="matching.match_order", bind=True, time_limit=30, soft_time_limit=20,
+             ignore_result=True, **RETRY)
+def match_order(self: Task, order_id: str) -> int:
+    """Invite the best live providers to a new order (follow-up of ``order:created``).
+    Returns how many were invited by this run."""
+    oid = parse_id(order_id)
+    if oid is None:
+        return 0
+    svc = services()
+    index = holder_for(current_app).get()
+    with svc.db.transaction() as session:
+        result = matching_service.match_order(
+            session, oid, index, PresenceRegistry(svc.redis), _now(),
+            MatchingRules.from_settings(svc.settings))
+    invited = len(result.invited) if result else 0
+    log.info("order matched", extra={"order_id": order_id, "invited": invited,
+                                     "index_version": index.version})
+    return invited
+
+
+@shared_task(name="matching.rematch_all", bind=True, time_limit=55, soft_time_limit=50,
+             ignore_result=True, **RETRY)
+def rematch_all(self: Task) -> dict[str, Any] | None:
+    """Beat, every minute: drop silent providers, then re-match every pending order against
+    current positions in one batch. A Redis lock keeps overlapping ticks from doing the same
+    work twice (the result would be the same anyway: the re-match is idempotent)."""
+    svc = services()
+    if not svc.redis.set(REMATCH_LOCK, "1", nx=True, ex=55):
+        log.info("re-match skipped: another run holds the lock")
+        return None
+    try:
+        registry = PresenceRegistry(svc.redis)
+        rules = MatchingRules.from_settings(svc.settings)
+        registry.drop_silent(_now().timestamp() - rules.offline_after_s)
+        index = holder_for(current_app).get(force=True)
+        with svc.db.transaction() as session:
+            report = matching_service.rematch(session, index, registry, _now(), rules)
+    finally:
+        svc.redis.delete(REMATCH_LOCK)
+    log.info("re-match done", extra={"report": report.as_dict()})
+    return report.as_dict()
+
+
+@shared_task(name="matching.expire_offer", bind=True, time_limit=20, soft_time_limit=15,
+             ignore_result=True, **RETRY)
+def expire_offer(self: Task, match_id: str) -> str:
+    """The auto-dispatch countdown (follow-up of ``dispatch:offered``): while the offer is open
+    it re-schedules itself for the moment it expires; then the offer lapses and the next
+    candidate gets one (whose own ``dispatch:offered`` starts the next countdown)."""
+    mid = parse_id(match_id)
+    if mid is None:
+        return "gone"
+    svc = services()
+    ttl = timedelta(seconds=svc.settings.matching_offer_ttl_s)
+    with svc.db.transaction() as session:
+        outcome = dispatch.expire_offer(session, mid, _now(), ttl)
+    if outcome.state == "not_due":
+        # After the commit above; a crash before this line redelivers the task (acks_late).
+        self.apply_async(args=[match_id], countdown=outcome.remaining_s + 0.05)
+    return outcome.state
+
+
+@shared_task(name="maintenance.sweep_presence", time_limit=30, soft_time_limit=25,
+             ignore_result=True, **RETRY)
+def sweep_presence() -> int:
+    """Beat: providers silent for longer than PRESENCE_OFFLINE_AFTER_S leave the matching
+    index (they stay online and return with their next location update)."""
+    svc = services()
+    cutoff = _now().timestamp() - svc.settings.presence_offline_after_s
+    dropped = PresenceRegistry(svc.redis).drop_silent(cutoff)
+    if dropped:
+        log.info("silent providers went offline", extra={"count": len(dropped)})
+    return len(dropped)
+
+
+@shared_task(name="maintenance.purge_location_history", time_limit=300, soft_time_limit=280,
+             ignore_result=True, **RETRY)
+def purge_location_history() -> int:
+    """Beat: delete location samples older than the retention period, in short batches."""
+    svc = services()
+    before = _now() - timedelta(days=svc.settings.location_history_retention_days)
+    purged = 0
+    while True:
+        with svc.db.transaction() as session:
+            n = match_queries.purge_location_history(session, before, PURGE_BATCH)
+        purged += n
+        if n < PURGE_BATCH:
+            break
+    if purged:
+        log.info("location history purged", extra={"rows": purged})
+    return purged

@@ -1,0 +1,162 @@
+"""Kill a real worker process (SIGKILL) at every step of capture and settlement, restart, and
+show that each order is captured once, transferred once, and the ledger balances.
+
+The worker is a ``celery worker`` subprocess on the payments queue with the offline processor,
+whose state (and its log of actions actually performed) lives in Redis, shared with this test
+as it would be with Stripe. ``TAPLIVE_FAULT_POINT`` makes it SIGKILL itself at one named point
+(``domain.payments.faults``). Its message is left unacknowledged (``acks_late``); the
+restarted worker, with a short broker visibility timeout, gets it back and runs it again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from sqlalchemy import func, select, text
+
+from api import create_app
+from api.payment_services import payments
+from db.models import User
+from db.payment_models import LedgerEntry, LedgerTransaction, PaymentEscrow, PayoutAccount
+from domain.payments.faults import ENV
+from tests import factories
+from tests.api.orders_helpers import order_body
+from tests.auth_helpers import auth_headers
+from tests.conftest import TEST_SECRET, make_settings
+from tests.payments.conftest import deliver
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+# Its own Redis database: the broker queue and the processor state must survive other tests'
+# flushes of the shared test database.
+REDIS_URL = "redis://127.0.0.1:6379/12"
+POINTS = ("capture.before_gateway", "capture.after_gateway", "capture.after_ledger",
+          "settle.after_split", "settle.before_transfer", "settle.after_transfer")
+
+
+@pytest.fixture
+def fault_app(pg_url: str) -> Iterator[Flask]:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    app = create_app(make_settings(pg_url, redis_url=REDIS_URL, payment_method_required=True))
+    yield app
+    database = app.extensions["taplive"].db
+    database.session.remove()
+    with database.engine.begin() as conn:
+        tables = conn.execute(text(
+            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND tablename NOT IN ('alembic_version', "
+            "'spatial_ref_sys')")).scalar_one()
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    database.engine.dispose()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _worker(pg_url: str, fault: str | None, visibility_s: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    env.update(APP_ENV="test", DATABASE_URL=pg_url, REDIS_URL=REDIS_URL,
+               SECRET_KEY=TEST_SECRET, JWT_SECRET_KEY=TEST_SECRET + "-jwt",
+               LOG_FORMAT="console", PAYMENT_GATEWAY="offline",
+               CELERY_VISIBILITY_TIMEOUT_S=str(visibility_s))
+    if fault:
+        env[ENV] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool=solo",
+         "--queues=payments", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "--loglevel=WARNING"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+
+
+def _delivered_order(app: Flask, people: dict[str, User]) -> uuid.UUID:
+    """Through the API: posted, applied for, accepted with a held card; then delivered four
+    days ago (past the dispute window), with the provider's payout account on file."""
+    client = app.test_client()
+    creator, provider = people["creator"], people["provider"]
+    order = client.post("/api/v1/orders", json=order_body(baseAmount="41.37"),
+                        headers=auth_headers(creator, app)).json["data"]["order"]
+    application = client.post(f"/api/v1/orders/{order['id']}/applications", json={},
+                              headers=auth_headers(provider, app)).json["data"]["application"]
+    accepted = client.post(f"/api/v1/orders/{order['id']}/accept",
+                           json={"applicationId": application["id"],
+                                 "paymentMethodId": "pm_card_visa"},
+                           headers=auth_headers(creator, app))
+    assert accepted.status_code == 200, accepted.json
+    with app.app_context(), app.extensions["taplive"].db.transaction() as session:
+        deliver(session, order["id"], ago=timedelta(days=4))
+    return uuid.UUID(order["id"])
+
+
+def _state(app: Flask, order_id: uuid.UUID) -> str:
+    with app.extensions["taplive"].db.transaction() as session:
+        return str(session.scalars(select(PaymentEscrow.state).where(
+            PaymentEscrow.order_id == order_id)).one())
+
+
+def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
+        fault_app: Flask, pg_url: str) -> None:
+    database = fault_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            people = {"creator": factories.UserFactory(),
+                      "provider": factories.UserFactory(provider=True, verified=True)}
+        finally:
+            factories.bind(None)
+        session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                  account_ref="acct_crashtest", payouts_enabled=True))
+    celery = fault_app.extensions["celery"]
+    orders: dict[str, uuid.UUID] = {}
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        for point in POINTS:
+            order_id = orders[point] = _delivered_order(fault_app, people)
+            worker = _worker(pg_url, point, visibility_s=3600)
+            workers.append(worker)
+            celery.send_task("payments.capture", args=[str(order_id)])
+            celery.send_task("payments.settle_order", args=[str(order_id)])
+            assert worker.wait(timeout=90) == -9, f"the worker did not die at {point}"
+            assert _state(fault_app, order_id) in ("authorized", "captured", "settling"), point
+        # Restart: a healthy worker whose 1 s visibility timeout hands it every unacknowledged
+        # message back; beat's settle job (sent here by hand) settles the rest.
+        healthy = _worker(pg_url, None, visibility_s=1)
+        workers.append(healthy)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if all(_state(fault_app, o) == "settled" for o in orders.values()):
+                break
+            celery.send_task("payments.settle_due")
+            time.sleep(1.5)
+        states = {point: _state(fault_app, o) for point, o in orders.items()}
+        assert set(states.values()) == {"settled"}, states
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+
+    with fault_app.app_context():
+        operations = payments().gateway.operations()  # type: ignore[attr-defined]
+    for point, order_id in orders.items():
+        mine = [op for op in operations if op.get("order") == str(order_id)]
+        kinds = sorted(op["op"] for op in mine)
+        assert kinds == ["capture", "hold", "transfer"], (point, kinds)
+        # 41.37: 6.21 platform (15 %), 1.50 processing (2.9 % + 0.30), 33.66 net.
+        assert [op["amount"] for op in mine if op["op"] == "transfer"] == [3366], point
+    with database.transaction() as session:
+        totals = dict(session.execute(select(LedgerEntry.currency, func.sum(
+            LedgerEntry.amount_minor)).group_by(LedgerEntry.currency)).all())
+        assert totals == {"USD": 0}
+        postings = session.scalar(select(func.count()).select_from(LedgerTransaction))
+        assert postings == 3 * len(POINTS)  # capture, settle, payout: once each

@@ -1,0 +1,122 @@
+"""Transfers, payout accounts, idempotent replays and 429 backoff through the Stripe adapter,
+over the SDK's own request path with a recorded-HTTP transport (localstripe has no Connect and
+ignores idempotency keys; see recorded_stripe.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
+
+from api.payment_services import EXTENSION_KEY, PaymentServices
+from db.models import User
+from db.payment_models import PayoutAccount
+from domain.payments import capture, keys, settlement
+from domain.payments.gateway import ObjectMissing, RateLimited
+from domain.payments.stripe_gateway import StripeGateway
+from tests.api.orders_helpers import call
+from tests.payments.conftest import CONFIG, WEBHOOK_SECRET, accepted, deliver, escrow_of
+from tests.payments.recorded_stripe import KNOWN_ACCOUNT, RecordedStripe
+
+
+@pytest.fixture
+def transport() -> RecordedStripe:
+    return RecordedStripe()
+
+
+@pytest.fixture
+def recorded_gateway(transport: RecordedStripe) -> StripeGateway:
+    return StripeGateway("sk_test_recorded", http_client=transport, max_network_retries=0)
+
+
+def _transfer(gateway: StripeGateway, order_id: uuid.UUID) -> object:
+    return gateway.transfer(amount=2433, currency="USD", destination=KNOWN_ACCOUNT,
+                            transfer_group=str(order_id), idempotency_key=keys.transfer(order_id))
+
+
+def test_transfer_carries_the_order_as_group_and_a_deterministic_key(
+        recorded_gateway: StripeGateway, transport: RecordedStripe) -> None:
+    order_id = uuid.uuid4()
+    first = _transfer(recorded_gateway, order_id)
+    again = _transfer(recorded_gateway, order_id)  # a retried step: replayed, not repeated
+    assert first == again and len(transport.transfers) == 1
+    sent = [r for r in transport.requests if r.path == "/v1/transfers"]
+    assert [r.idempotency_key for r in sent] == [f"taplive/order/{order_id}/transfer"] * 2
+    assert sent[0].params["transfer_group"] == str(order_id)
+    assert sent[0].params["amount"] == "2433" and sent[0].params["currency"] == "usd"
+    fetched = recorded_gateway.retrieve_transfer(first.id)  # type: ignore[attr-defined]
+    assert fetched.amount == 2433 and fetched.transfer_group == str(order_id)
+
+
+def test_429_is_retried_with_backoff_then_given_up(
+        recorded_gateway: StripeGateway, transport: RecordedStripe) -> None:
+    transport.fail_next(2)
+    sleeps: list[float] = []
+    order_id = uuid.uuid4()
+    settlement.with_backoff(lambda: _transfer(recorded_gateway, order_id), retries=3,
+                            sleep=sleeps.append)
+    assert sleeps == [0.5, 1.0] and len(transport.transfers) == 1
+    transport.fail_next(10)
+    with pytest.raises(RateLimited):
+        settlement.with_backoff(lambda: _transfer(recorded_gateway, uuid.uuid4()), retries=2,
+                                sleep=sleeps.append)
+    assert len(transport.transfers) == 1
+
+
+def test_settlement_pays_out_once_through_stripe(
+        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        recorded_gateway: StripeGateway, transport: RecordedStripe,
+        db_session: Session) -> None:
+    order = accepted(client, people, proposed="30.00")  # held on the offline processor
+    oid = uuid.UUID(order["id"])
+    deliver(db_session, oid, ago=timedelta(days=4))
+    now = datetime.now(UTC)
+    capture.capture(db_session, pay.gateway, pay.config, oid, now)
+    db_session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                 account_ref=KNOWN_ACCOUNT, payouts_enabled=True))
+    db_session.commit()
+    assert settlement.split(db_session, CONFIG, oid, now)
+    db_session.commit()
+    transport.fail_next(1)
+    with pytest.raises(RateLimited):  # nothing booked: the step is rolled back and retried
+        settlement.pay_out(db_session, recorded_gateway, oid, now)
+    db_session.rollback()
+    for _ in range(2):
+        settlement.pay_out(db_session, recorded_gateway, oid, now)
+        db_session.commit()
+    escrow = escrow_of(db_session, oid)
+    assert escrow.state == "settled" and escrow.transfer_ref in transport.transfers
+    assert [t["amount"] for t in transport.transfers.values()] == [2433]
+    assert recorded_gateway.retrieve_transfer(escrow.transfer_ref or "").amount == 2433
+
+
+@pytest.fixture
+def recorded_pay(app: Flask, recorded_gateway: StripeGateway) -> Iterator[PaymentServices]:
+    original = app.extensions[EXTENSION_KEY]
+    app.extensions[EXTENSION_KEY] = PaymentServices(
+        gateway=recorded_gateway, config=CONFIG, webhook_secret=WEBHOOK_SECRET,
+        webhook_tolerance_s=300)
+    yield app.extensions[EXTENSION_KEY]
+    app.extensions[EXTENSION_KEY] = original
+
+
+def test_payout_account_is_checked_with_stripe(
+        client: FlaskClient, people: dict[str, User], recorded_pay: PaymentServices,
+        db_session: Session) -> None:
+    unknown = call(client, "POST", "/providers/me/payout-account", people["provider"],
+                   {"accountId": "acct_1Unknown"})
+    assert unknown.status_code == 400 and "accountId" in unknown.json["error"]["details"]
+    assert call(client, "GET", "/providers/me/payout-account",
+                people["provider"]).status_code == 404
+    ok = call(client, "POST", "/providers/me/payout-account", people["provider"],
+              {"accountId": KNOWN_ACCOUNT})
+    assert ok.status_code == 200, ok.json
+    assert ok.json["data"]["payoutAccount"]["accountId"] == KNOWN_ACCOUNT
+    assert ok.json["data"]["payoutAccount"]["payoutsEnabled"] is True
+    with pytest.raises(ObjectMissing):
+        recorded_pay.gateway.retrieve_account("acct_nope")
