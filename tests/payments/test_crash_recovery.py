@@ -32,20 +32,22 @@ from domain.payments.faults import ENV
 from tests import factories
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
-from tests.conftest import TEST_SECRET, make_settings
+from tests.conftest import TEST_SECRET, make_settings, redis_db
 from tests.payments.conftest import deliver
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 # Its own Redis database: the broker queue and the processor state must survive other tests'
 # flushes of the shared test database.
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = ""  # set per run by the fixture below (db 12 of the run's own Redis)
 POINTS = ("capture.before_gateway", "capture.after_gateway", "capture.after_ledger",
           "settle.after_split", "settle.before_transfer", "settle.after_transfer")
 
 
 @pytest.fixture
 def fault_app(pg_url: str) -> Iterator[Flask]:
+    global REDIS_URL
+    REDIS_URL = redis_db(12)
     redis.Redis.from_url(REDIS_URL).flushdb()
     app = create_app(make_settings(pg_url, redis_url=REDIS_URL, payment_method_required=True))
     yield app

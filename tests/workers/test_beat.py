@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.conftest import TEST_REDIS_URL, TEST_SECRET
+from tests.conftest import TEST_SECRET, redis_db
 from workers.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def _sent_tasks(client: redis.Redis) -> Counter[str]:
 @pytest.mark.timeout(90)
 def test_two_beats_do_not_double_the_schedule(pg_url: str, tmp_path: Path) -> None:
     # Its own logical database: nothing else flushes it while the beats hold their lock.
-    beat_redis = TEST_REDIS_URL.rsplit("/", 1)[0] + "/13"
+    beat_redis = redis_db(13)
     client = redis.Redis.from_url(beat_redis, decode_responses=True)
     client.flushdb()
     env = dict(os.environ, DATABASE_URL=pg_url, REDIS_URL=beat_redis, APP_ENV="test",
