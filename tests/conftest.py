@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -25,6 +27,7 @@ from core.embedded_redis import start_redis_server
 from db import migrate
 from db.session import make_engine, normalise_database_url
 from tests import factories
+from workers.queues import ALL_QUEUES
 
 ADMIN_DATABASE_URL = normalise_database_url(
     os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -203,6 +206,17 @@ def live_app(pg_url: str) -> Iterator[Flask]:
             "'spatial_ref_sys')")).scalar_one()
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     database.engine.dispose()
+
+
+@pytest.fixture
+def live_worker(live_app: Flask) -> Iterator[Celery]:
+    """A real Celery worker (in a thread, solo pool) on every queue of ``live_app``'s broker.
+    Send tasks through the yielded app, never a module-level task: tests build several apps."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    celery: Celery = live_app.extensions["celery"]
+    with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                      queues=list(ALL_QUEUES), shutdown_timeout=20):
+        yield celery
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 import redis
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -23,16 +20,6 @@ from tasks.events import DRAIN_TASK, EVENTS_CHANNEL
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 from tests.conftest import TEST_REDIS_URL
-from workers.queues import ALL_QUEUES
-
-
-@pytest.fixture
-def live_worker(live_app: Flask) -> Iterator[Celery]:
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    celery: Celery = live_app.extensions["celery"]
-    with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                      queues=list(ALL_QUEUES), shutdown_timeout=20):
-        yield celery
 
 
 def _messages(pubsub: Any, want: int, timeout: float = 15.0) -> list[dict[str, Any]]:

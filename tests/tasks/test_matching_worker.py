@@ -6,13 +6,10 @@ when an offer expires."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import pytest
-import redis
 from celery import Celery
-from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from sqlalchemy import func, select
 
@@ -21,20 +18,9 @@ from db.matching_models import Notification, OrderAssignment, OrderMatch
 from db.models import User
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
-from tests.conftest import TEST_REDIS_URL
-from workers.queues import ALL_QUEUES
 
 T = TypeVar("T")
 NYC = (40.7128, -74.0060)
-
-
-@pytest.fixture
-def live_worker(live_app: Flask) -> Iterator[Celery]:
-    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
-    celery: Celery = live_app.extensions["celery"]
-    with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                      queues=list(ALL_QUEUES), shutdown_timeout=20):
-        yield celery
 
 
 def _wait(probe: Callable[[], T], timeout: float = 20.0) -> T:
