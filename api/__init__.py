@@ -24,6 +24,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
     from api import health
     from api.blueprints import (
         admin_users,
+        analytics,
         applications,
         auth,
         matches,
@@ -47,6 +48,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         (matches.blp, "/api/v1"),
         (payments.blp, "/api/v1"),
         (webhooks.blp, "/api/v1/webhooks"),
+        (analytics.blp, "/api/v1"),
     ]
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 
 import redis
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy import func, select
 
 from api.services import Services
@@ -21,7 +21,27 @@ OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.ACCEPTED, OrderStatus.ACTIVE)
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
-def _collectors(svc: Services) -> list[CallbackGauge]:
+def broker_client(svc: Services) -> redis.Redis | None:
+    """A client on the Celery broker, if it is Redis (queue depths are read there)."""
+    return (redis.Redis.from_url(svc.settings.broker_url, socket_timeout=1)
+            if svc.settings.broker_url.startswith("redis") else None)
+
+
+def read_queue_depths(broker: redis.Redis | None) -> dict[str, int]:
+    """Messages waiting per Celery queue (all priority lists), in one pipeline."""
+    if broker is None:
+        return {}
+    pipe = broker.pipeline(transaction=False)
+    for queue in ALL_QUEUES:
+        for suffix in PRIORITY_SUFFIXES:
+            pipe.llen(queue + suffix)
+    lengths = pipe.execute()
+    step = len(PRIORITY_SUFFIXES)
+    return {queue: int(sum(lengths[i * step:(i + 1) * step]))
+            for i, queue in enumerate(ALL_QUEUES)}
+
+
+def _collectors(svc: Services, broker: redis.Redis | None) -> list[CallbackGauge]:
     def active_orders() -> Iterable[tuple[list[str], float]]:
         with svc.db.engine.connect() as conn:
             counts = dict(conn.execute(
@@ -29,20 +49,8 @@ def _collectors(svc: Services) -> list[CallbackGauge]:
                 .group_by(Order.status)).tuples().all())
         return [([s.value], float(counts.get(s, 0))) for s in OPEN_STATUSES]
 
-    broker = (redis.Redis.from_url(svc.settings.broker_url, socket_timeout=1)
-              if svc.settings.broker_url.startswith("redis") else None)
-
     def queue_depth() -> Iterable[tuple[list[str], float]]:
-        if broker is None:
-            return []
-        pipe = broker.pipeline(transaction=False)
-        for queue in ALL_QUEUES:
-            for suffix in PRIORITY_SUFFIXES:
-                pipe.llen(queue + suffix)
-        lengths = pipe.execute()
-        step = len(PRIORITY_SUFFIXES)
-        return [([queue], float(sum(lengths[i * step:(i + 1) * step])))
-                for i, queue in enumerate(ALL_QUEUES)]
+        return [([queue], float(n)) for queue, n in read_queue_depths(broker).items()]
 
     return [
         CallbackGauge("taplive_active_orders_total", "Orders not yet finished, by status",
@@ -52,8 +60,14 @@ def _collectors(svc: Services) -> list[CallbackGauge]:
     ]
 
 
+def queue_depths() -> dict[str, int]:
+    """The current app's queue depths (the admin analytics' queue health)."""
+    return read_queue_depths(current_app.extensions["taplive_broker"])
+
+
 def register_metrics(app: Flask) -> None:
-    collectors = _collectors(app.extensions["taplive"])
+    broker = app.extensions["taplive_broker"] = broker_client(app.extensions["taplive"])
+    collectors = _collectors(app.extensions["taplive"], broker)
 
     @app.before_request
     def _start_timer() -> None:

@@ -32,6 +32,31 @@ USER_REGISTRATIONS = Counter(
     "taplive_user_registrations_total", "Total number of user registrations")
 TASK_OUTCOMES = Counter(
     "taplive_task_outcomes_total", "Celery task outcomes", ["task", "outcome"])
+# The engine's own: observed in the worker where the work happens (domain.matching_service,
+# domain.payments.settlement). Buckets are sized from docs/matching.md: a candidate query is
+# well under a millisecond, a whole match_order step (with its Redis and database re-checks)
+# a few to tens of milliseconds.
+MATCH_LATENCY = Histogram(
+    "taplive_match_latency_seconds",
+    "Time to find and rank the live candidates of one new order",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+MATCH_CANDIDATES = Histogram(
+    "taplive_match_candidates",
+    "Index candidates within a new order's radius (before the live re-check)",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+)
+REMATCH_ASSIGNMENT_SIZE = Histogram(
+    "taplive_rematch_assignment_size",
+    "Orders matched by one batch re-match (a histogram, not a gauge: every run counts, and "
+    "a gauge would need a multiprocess mode per worker)",
+    buckets=(0, 1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000),
+)
+SETTLEMENT_AMOUNT = Counter(
+    "taplive_settlement_amount_minor_total",
+    "Net amounts transferred to providers, in minor units of the currency",
+    ["currency"],
+)
 
 
 class CallbackGauge(Collector):

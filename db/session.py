@@ -84,6 +84,34 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
     )
 
 
+# ------------------------------------------------------------- per-transaction after-commit
+# Work that must happen only once the transaction's data is durable (e.g. counting money that
+# moved in a metric) is queued on the session and run after its outermost commit; a rollback
+# drops it, so a retried task counts once, not once per attempt.
+_PENDING = "after_commit_callbacks"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run ``callback()`` after ``session``'s current transaction commits (never if it rolls
+    back). Callbacks must not touch the database; a failing one is logged, not raised."""
+    session.info.setdefault(_PENDING, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_pending(session: Session) -> None:
+    for callback in session.info.pop(_PENDING, []):
+        try:
+            callback()
+        except Exception:
+            log.exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:  # the outermost transaction, not a savepoint
+        session.info.pop(_PENDING, None)
+
+
 class Database:
     """Owns an engine, the session factory bound to it, and the after-commit hooks."""
 

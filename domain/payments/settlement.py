@@ -18,8 +18,10 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
+from core.metrics import SETTLEMENT_AMOUNT
 from db.queries import orders as order_queries
 from db.queries import payments as queries
+from db.session import after_commit
 from domain.money import split_fees
 from domain.payments import keys, ledger
 from domain.payments.config import PaymentConfig
@@ -80,6 +82,10 @@ def pay_out(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
                     currency=escrow.currency, legs=ledger.payout_legs(net),
                     processor_ref=transfer.id)
         escrow.transfer_ref = transfer.id
+        # Counted once the settled state commits: a run that crashes after the transfer
+        # repeats it under the same idempotency key and must not count the money twice.
+        currency = escrow.currency
+        after_commit(session, lambda: SETTLEMENT_AMOUNT.labels(currency).inc(net))
     set_state(session, escrow, EscrowState.SETTLED, now)
     session.flush()
     publish(session, COMPLETED, escrow, "settled", netMinor=net,
