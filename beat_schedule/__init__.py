@@ -65,6 +65,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 900.0,
         "options": {"expires": 890},
     },
+    "payments-retry-captures": {  # completed orders whose capture task gave up
+        "task": "payments.retry_captures",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    # Settlement is also where the dispute window closes: an order is settled only once its
+    # window (DISPUTE_WINDOW_HOURS after completion) has passed without a dispute.
     "payments-settle-due": {  # completed orders past their dispute window, in batches
         "task": "payments.settle_due",
         "schedule": 600.0,

@@ -125,14 +125,23 @@ def authorize_due() -> int:
 @shared_task(name="payments.renew_holds", time_limit=300, soft_time_limit=280,
              ignore_result=True)
 def renew_holds() -> int:
-    """Renew holds about to lapse; capture delivered orders whose capture was missed."""
+    """Renew holds about to lapse (or flag the order when renewal is declined)."""
     config = payments().config
     with services().db.transaction() as session:
         renew = queries.find_due_for_renewal(session, _now() + config.timing.renew_before,
                                              BATCH)
+    return _each(renew, holds.renew, "renew")
+
+
+@shared_task(name="payments.retry_captures", time_limit=300, soft_time_limit=280,
+             ignore_result=True)
+def retry_captures() -> int:
+    """Capture completed orders whose capture task gave up (processor down longer than its
+    retries): the capture command re-checks the escrow, so a capture that did happen is not
+    repeated."""
+    with services().db.transaction() as session:
         uncaptured = queries.find_captured_awaiting_completion(session, BATCH)
-    return (_each(renew, holds.renew, "renew")
-            + _each(uncaptured, capture_cmd.capture, "capture"))
+    return _each(uncaptured, capture_cmd.capture, "capture")
 
 
 @shared_task(name="payments.settle_due", time_limit=600, soft_time_limit=570,
