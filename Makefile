@@ -29,9 +29,15 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 
+# Every benchmark, each printing its own table (docs/benchmarks.md has the figures and setup).
+# Needs PostgreSQL+PostGIS and Redis as for `make test`, and wrk for the HTTP one.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	bash scripts/ensure_services.sh
 	$(BIN)/python -m bench.matching_bench
+	$(BIN)/python -m bench.matching_e2e_bench
+	$(BIN)/python -m bench.analytics_bench
+	$(BIN)/python -m bench.api_bench
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
