@@ -233,6 +233,8 @@ def main() -> int:
     parser.add_argument("--connections", default="4,16",
                         help="comma-separated wrk connection counts; each is a separate round")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per worker (>1 = gthread with keep-alive, as the Procfile)")
     parser.add_argument("--quick", action="store_true", help="10k orders, 5 s per scenario")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -273,6 +275,8 @@ def main() -> int:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
+                "--threads",
+                str(args.threads),
                 "--log-level",
                 "warning",
             ],
@@ -319,7 +323,8 @@ def main() -> int:
     print(
         f"\nmachine: {os.cpu_count()} cores, {platform.python_implementation()} "
         f"{platform.python_version()}; {args.orders} pending orders in PostGIS; gunicorn "
-        f"{args.workers} sync workers; wrk -t2 -c{args.connections} -d{args.duration}s\n"
+        f"{args.workers} workers x {args.threads} threads; "
+        f"wrk -t2 -c{args.connections} -d{args.duration}s\n"
     )
     print("| scenario | req/s | p50 ms | p99 ms | errors | vs ceiling |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
