@@ -197,6 +197,11 @@ def live_app(pg_url: str) -> Iterator[Flask]:
     wrote is truncated afterwards, so the rolled-back tests never see it."""
     app = create_app(make_settings(pg_url, db_pool_size=20))
     yield app
+    discard_committed_data(app)
+
+
+def discard_committed_data(app: Flask) -> None:
+    """Truncate every table the app's committed tests wrote to, and close its connections."""
     database = app.extensions["taplive"].db
     database.session.remove()
     with database.engine.begin() as conn:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from api import create_app
 from api.payment_services import payments
@@ -32,7 +32,7 @@ from domain.payments.faults import ENV
 from tests import factories
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
-from tests.conftest import TEST_SECRET, make_settings, redis_db
+from tests.conftest import TEST_SECRET, discard_committed_data, make_settings, redis_db
 from tests.payments.conftest import deliver
 
 pytestmark = pytest.mark.slow
@@ -51,15 +51,7 @@ def fault_app(pg_url: str) -> Iterator[Flask]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     app = create_app(make_settings(pg_url, redis_url=REDIS_URL, payment_method_required=True))
     yield app
-    database = app.extensions["taplive"].db
-    database.session.remove()
-    with database.engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename NOT IN ('alembic_version', "
-            "'spatial_ref_sys')")).scalar_one()
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
-    database.engine.dispose()
+    discard_committed_data(app)
     redis.Redis.from_url(REDIS_URL).flushdb()
 
 
