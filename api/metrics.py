@@ -46,7 +46,7 @@ def _collectors(svc: Services, broker: redis.Redis | None) -> list[CallbackGauge
         with svc.db.engine.connect() as conn:
             counts = dict(conn.execute(
                 select(Order.status, func.count()).where(Order.status.in_(OPEN_STATUSES))
-                .group_by(Order.status)).tuples().all())
+                .group_by(Order.status)).all())
         return [([s.value], float(counts.get(s, 0))) for s in OPEN_STATUSES]
 
     def queue_depth() -> Iterable[tuple[list[str], float]]:
