@@ -42,8 +42,7 @@ def minor_from(amount: Any, currency: str, field_name: str) -> int:
     try:
         return to_minor(amount, currency)
     except MoneyError as exc:
-        raise ma.ValidationError({field_name: [exc.message if hasattr(exc, "message")
-                                               else str(exc)]}) from exc
+        raise ma.ValidationError({field_name: [exc.message]}) from exc
 
 
 def money_out(minor: int | None, currency: str) -> str | None:

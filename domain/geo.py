@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 EARTH_RADIUS_M = 6371008.7714
-MAX_SURFACE_DISTANCE_M = math.pi * EARTH_RADIUS_M
 
 
 def is_valid_coordinate(latitude: float, longitude: float) -> bool:

@@ -75,8 +75,6 @@ _CANCEL_LATE = Transition(Action.CANCEL, frozenset({S.ACCEPTED, S.ACTIVE}), S.CA
                           frozenset({Actor.CREATOR, Actor.PROVIDER, Actor.ADMIN}),
                           "order:cancelled")
 
-TERMINAL = frozenset({S.CANCELLED})
-
 
 def transition_for(action: Action, current: OrderStatus) -> Transition:
     """The transition ``action`` takes from ``current``, or INVALID_STATE_TRANSITION (409)."""
@@ -105,7 +103,7 @@ def check_transition(action: Action, current: OrderStatus, actor: Actor) -> Tran
 
 
 def allowed_actions(current: OrderStatus, actor: Actor) -> list[Action]:
-    """What ``actor`` could do now (shown to clients so they need not mirror this table)."""
+    """What ``actor`` could do now, derived from the table (used to check the table's shape)."""
     result = []
     for action in Action:
         try:
