@@ -7,7 +7,9 @@ not trade on it, hence no ``create_orders`` / ``apply_orders`` for them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -64,3 +66,19 @@ def require_verified_provider(role: UserRole, status: VerificationStatus) -> Non
             code="PROVIDER_NOT_VERIFIED",
             details={"verificationStatus": str(status)},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is making a request, as far as access control needs to know: read on every
+    authenticated request, so it carries only what the checks above use (the full account row
+    is loaded only by the views that need it)."""
+
+    id: uuid.UUID
+    role: UserRole
+    verification_status: VerificationStatus
+
+    def require(self, needed: Iterable[Permission], *, verified: bool = False) -> None:
+        require(self.role, needed)
+        if verified:
+            require_verified_provider(self.role, self.verification_status)

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 from flask import Flask
 
-from api.auth.decorators import BEARER_SCHEME, authenticated, current_user, token_required
+from api.auth.decorators import (
+    BEARER_SCHEME,
+    authenticated,
+    current_caller,
+    current_user,
+    token_required,
+)
 from api.smorest import Api
 from core.config import Settings
 from domain.users import PasswordPolicy
 
-__all__ = ["authenticated", "current_user", "init_auth", "password_policy", "token_required"]
+__all__ = ["authenticated", "current_caller", "current_user", "init_auth", "password_policy",
+           "token_required"]
 
 
 def password_policy(settings: Settings) -> PasswordPolicy:

@@ -1,7 +1,8 @@
 """``users.last_active_at`` without a database write per request.
 
 Each authenticated request does one ``HSET user_id -> now`` on a Redis hash (O(1), and a user
-seen a thousand times between flushes is still one field). The beat task
+seen a thousand times between flushes is still one field), pipelined with the token's denylist
+check. The beat task
 ``maintenance.flush_last_active`` renames the hash away atomically and writes all of it in one
 batched UPDATE. The value is therefore up to one flush interval late (60 s by default), which is
 what "last active" needs.
@@ -16,6 +17,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 import redis
+from redis.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +26,11 @@ PENDING_KEY = "taplive:activity:pending"
 FLUSHING_KEY = "taplive:activity:flushing"
 
 
-def mark(client: redis.Redis, user_id: uuid.UUID, at: datetime | None = None) -> None:
-    """Note that the user was active now. Never fails the request it is called from."""
+def mark(client: redis.Redis | Pipeline, user_id: uuid.UUID, at: datetime | None = None) -> None:
+    """Note that the user was active now. On a pipeline it is only queued: the request path
+    sends it with the denylist check, in the same round trip."""
     moment = at or datetime.now(UTC)
-    try:
-        client.hset(PENDING_KEY, str(user_id), f"{moment.timestamp():.3f}")
-    except redis.RedisError:
-        log.warning("could not record activity", exc_info=True)
+    client.hset(PENDING_KEY, str(user_id), f"{moment.timestamp():.3f}")
 
 
 @contextmanager

@@ -12,17 +12,28 @@ from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
+from werkzeug.exceptions import Unauthorized
 
+from api.services import services
 from db.models import User
-from domain.permissions import Permission, require, require_verified_provider
+from domain.permissions import Caller, Permission
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER_SCHEME = "bearerAuth"
 
 
+def current_caller() -> Caller:
+    """Who is calling (id, role, verification), as checked by the token check."""
+    caller: Caller = get_current_user()
+    return caller
+
+
 def current_user() -> User:
-    """The authenticated user of this request, loaded once (by the token check) and cached."""
-    user: User = get_current_user()
+    """The authenticated user's account row, loaded on first use (by primary key, then from
+    the session's identity map): many views only need ``current_caller()``."""
+    user = services().db.session().get(User, current_caller().id)
+    if user is None:  # deleted between the token check and now
+        raise Unauthorized("The account no longer exists.")
     return user
 
 
@@ -36,10 +47,7 @@ def authenticated(*permissions: Permission, verified: bool = False) -> Callable[
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             verify_jwt_in_request()
-            user = current_user()
-            require(user.role, needed)
-            if verified:
-                require_verified_provider(user.role, user.verification_status)
+            current_caller().require(needed, verified=verified)
             return fn(*args, **kwargs)
 
         _document(wrapper, sorted(needed), forbidden=bool(needed) or verified)

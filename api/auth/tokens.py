@@ -7,21 +7,29 @@ Tokens are HS256 and carry the spec's claims (``sub`` = user id, ``iat``, ``exp`
 Revocation, checked on every request:
 * one token (logout): its ``jti`` goes on a Redis denylist until the token would expire anyway;
 * every token of a user (logout-all, password change, erasure): ``users.token_generation`` is
-  bumped, and a token whose ``gen`` differs is refused. It lives on the user row, which is loaded
-  on every authenticated request anyway, so it costs nothing, commits atomically with the password
-  change that caused it, survives a Redis flush, and has no clock-granularity edge (``iat`` has
-  whole seconds: a "revoked before T" marker would also kill a token minted in the same second).
+  bumped, and a token whose ``gen`` differs is refused. It lives on the user row, which is read
+  on every authenticated request anyway (the caller's role), so it costs nothing, commits
+  atomically with the password change that caused it, survives a Redis flush, and has no
+  clock-granularity edge (``iat`` has whole seconds: a "revoked before T" marker would also kill
+  a token minted in the same second).
+
+Cost per authenticated request (docs/benchmarks.md has the figures): a verified-claims cache hit
+(see ``CachingJWTManager``), one Redis round trip (the denylist check and the activity mark,
+pipelined) and one two-column primary-key read of the user row.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 import redis
+from cachetools import TLRUCache
 from flask import Flask, Response, g, request
 from flask_jwt_extended import (
     JWTManager,
@@ -41,10 +49,50 @@ from core.context import user_id_var
 from db.models import User
 from db.queries import users as user_queries
 from domain.errors import ValidationFailed
-from domain.permissions import sorted_permissions
+from domain.permissions import Caller, sorted_permissions
 
 ALGORITHM = "HS256"
 DENYLIST_PREFIX = "taplive:auth:denied:"
+
+
+def _wall_clock() -> float:
+    return time.time()  # looked up per call, so frozen test clocks apply
+
+
+class CachingJWTManager(JWTManager):
+    """flask-jwt-extended with a cache of verified claims, keyed by the exact token string.
+
+    Verifying a token is pure: the same bytes, checked once against our key, stay valid until
+    their own ``exp``. Yet flask-jwt-extended parses every token three times per request
+    (unverified claims, unverified header, then the verified decode), and PyJWT checks each
+    base64 segment character by character in Python: ~0.5 ms of a ~4 ms request for a token of
+    our size. A client sends the same access token for its whole lifetime, so each worker keeps
+    the claims of the tokens it verified until they expire (TLRU, bounded). Only successful
+    verifications are cached; an expired or tampered token always takes the library's full path
+    and gets its own error. Revocation is unaffected: the denylist and the token generation are
+    checked on every request, after this.
+    """
+
+    def __init__(self, app: Flask, *, cache_size: int = 10_000) -> None:
+        self._verified: TLRUCache[str, dict[str, Any]] = TLRUCache(
+            maxsize=cache_size, ttu=lambda _token, claims, _now: float(claims["exp"]),
+            timer=_wall_clock)
+        self._verified_lock = threading.Lock()  # gthread workers share the cache
+        super().__init__(app)
+
+    def _decode_jwt_from_config(self, encoded_token: str, csrf_value: str | None = None,
+                                allow_expired: bool = False) -> dict[str, Any]:
+        if allow_expired or csrf_value is not None:
+            return dict(super()._decode_jwt_from_config(encoded_token, csrf_value,
+                                                         allow_expired))
+        with self._verified_lock:
+            claims = self._verified.get(encoded_token)
+        if claims is None:
+            claims = dict(super()._decode_jwt_from_config(encoded_token))
+            if isinstance(claims.get("exp"), int | float):
+                with self._verified_lock:
+                    self._verified[encoded_token] = claims
+        return dict(claims)  # a copy: callers keep it in flask.g and may add to it
 
 
 def configure_jwt(app: Flask, settings: Settings) -> JWTManager:
@@ -60,7 +108,7 @@ def configure_jwt(app: Flask, settings: Settings) -> JWTManager:
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.jwt_access_ttl_s),
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.jwt_refresh_ttl_s),
     )
-    jwt = JWTManager(app)
+    jwt = CachingJWTManager(app)
     jwt.token_in_blocklist_loader(_is_revoked)
     jwt.user_lookup_loader(_load_user)
     jwt.unauthorized_loader(
@@ -154,26 +202,36 @@ def is_denied(jti: str) -> bool:
 
 
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """The denylist check, with the caller's activity mark in the same round trip (a request
+    with a correctly signed token of the account is activity, even if the token is later
+    refused for its generation; an erased account's marks are dropped by the flush)."""
     jti = payload.get("jti")
     if not jti:
         return True  # every token we mint has one
+    cache: dict[str, bool] = g.setdefault("_taplive_denied", {})
     try:
-        return is_denied(str(jti))
+        if str(jti) not in cache:
+            pipe = services().redis.pipeline(transaction=False)
+            pipe.exists(DENYLIST_PREFIX + str(jti))
+            # No usable subject: no mark; the user lookup then refuses the token.
+            with suppress(KeyError, ValueError):
+                activity.mark(pipe, uuid.UUID(str(payload["sub"])))
+            cache[str(jti)] = bool(pipe.execute()[0])
+        return cache[str(jti)]
     except redis.RedisError as exc:
         # Fail closed: without the denylist a logged-out token could be replayed.
         raise ServiceUnavailable("Authentication is temporarily unavailable.") from exc
 
 
-def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
-    """The token's user, once per request; None (-> 401) if the account is gone or erased or
+def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> Caller | None:
+    """The token's caller, once per request; None (-> 401) if the account is gone or erased or
     the token predates a logout-all / password change."""
     try:
         user_id = uuid.UUID(str(payload["sub"]))
-    except ValueError:
+        generation = int(payload["gen"])
+    except (KeyError, TypeError, ValueError):
         return None
-    user = user_queries.find_by_id(services().db.session(), user_id)
-    if user is None or user.erased_at is not None or payload.get("gen") != user.token_generation:
-        return None
-    user_id_var.set(str(user.id))
-    activity.mark(services().redis, user.id)
-    return user
+    caller = user_queries.find_caller(services().db.session(), user_id, generation)
+    if caller is not None:
+        user_id_var.set(str(user_id))
+    return caller

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from api.auth import authenticated, current_user
+from api.auth import authenticated, current_caller, current_user
 from api.blueprints.order_schemas import (
     DeletedSchema,
     NearbyArgsSchema,
@@ -44,7 +44,7 @@ def rules() -> orders.OrderRules:
 
 
 def may_apply() -> bool:
-    return Permission.APPLY_ORDERS in permissions_for(current_user().role)
+    return Permission.APPLY_ORDERS in permissions_for(current_caller().role)
 
 
 def _draft(body: dict[str, Any]) -> orders.OrderDraft:

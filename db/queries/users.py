@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from db.lifecycle_models import OrderEvent
 from db.models import AuditEvent, Order, OrderApplication, PaymentTransaction, User
 from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
+from domain.permissions import Caller
 
 #: Orders in these states still bind their participants (see ``open_obligations``).
 OPEN_ORDER_STATES = (
@@ -22,6 +23,21 @@ OPEN_ORDER_STATES = (
 
 def find_by_id(session: Session, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
+
+
+_USERS = cast(Table, User.__table__)
+_CALLER = select(_USERS.c.role, _USERS.c.verification_status).where(
+    _USERS.c.id == bindparam("id"), _USERS.c.erased_at.is_(None),
+    _USERS.c.token_generation == bindparam("gen"))
+
+
+def find_caller(session: Session, user_id: uuid.UUID, token_generation: int) -> Caller | None:
+    """The live account behind a token of generation ``token_generation``, or None if it is
+    gone, erased, or has revoked that generation. Runs on every authenticated request: one
+    Core statement of two columns (an ORM entity load costs several times as much)."""
+    row = session.connection().execute(
+        _CALLER, {"id": user_id, "gen": token_generation}).one_or_none()
+    return None if row is None else Caller(user_id, row.role, row.verification_status)
 
 
 def find_by_email(session: Session, email: str) -> User | None:

@@ -163,3 +163,32 @@ def test_erased_users_tokens_stop_working(client: FlaskClient, db_session: Sessi
     user.erased_at = datetime.now(UTC)
     db_session.flush()
     _assert_401(client.get(ME, headers=headers), "TOKEN_REVOKED")
+
+
+def test_a_token_is_verified_once_then_served_from_the_cache(
+        app: Flask, client: FlaskClient, db_session: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyJWT runs only for the first request with a token; every later request still checks
+    expiry (test above), the denylist and the account's token generation."""
+    calls: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(str(token))
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr("flask_jwt_extended.jwt_manager.jwt.decode", counting_decode)
+    monkeypatch.setattr("flask_jwt_extended.tokens.jwt.decode", counting_decode)
+    user = UserFactory()
+    headers = auth_headers(user, app)
+    for _ in range(3):
+        assert client.get(ME, headers=headers).status_code == 200
+    first = len(calls)
+    assert first > 0
+    for _ in range(5):
+        assert client.get(ME, headers=headers).status_code == 200
+    assert len(calls) == first
+
+    # Revocation still bites on a cached token: logout-all bumps the generation.
+    assert client.post("/api/v1/auth/logout-all", headers=headers).status_code == 200
+    _assert_401(client.get(ME, headers=headers), "TOKEN_REVOKED")

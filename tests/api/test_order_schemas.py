@@ -32,3 +32,15 @@ def test_fast_serializer_equals_schema(any_session: Session, variant: str) -> No
     order = OrderFactory(**kwargs)
     any_session.refresh(order)
     assert order_json(order) == OrderSchema().dump(order)
+
+
+def test_fast_serializer_reads_nearby_rows_like_entities(any_session: Session) -> None:
+    """The nearby search serialises table rows, not entities: same output."""
+    from db.queries.orders import find_pending_near
+
+    order = OrderFactory(latitude=10.0, longitude=20.0, tags=["x"],
+                         requirements={"camera": "4k"},
+                         scheduled_for=datetime.now(UTC) + timedelta(days=1))
+    any_session.refresh(order)
+    [near] = find_pending_near(any_session, 10.0, 20.0, 1_000, limit=5)
+    assert order_json(near.order) == OrderSchema().dump(order)
