@@ -9,15 +9,18 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from core.context import accept_or_generate_request_id, request_id_var, user_id_var
+from db.session import read_only_var
 
 log = logging.getLogger("taplive.access")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+READ_METHODS = {"GET", "HEAD"}
 
 
 def _start() -> None:
     g.request_id = accept_or_generate_request_id(request.headers.get("X-Request-ID"))
     g.request_started = time.perf_counter()
-    g.context_tokens = (request_id_var.set(g.request_id), user_id_var.set(None))
+    g.context_tokens = (request_id_var.set(g.request_id), user_id_var.set(None),
+                        read_only_var.set(request.method in READ_METHODS))
     if (
         request.routing_exception is None  # 404/405 win over 415
         and request.method in BODY_METHODS
@@ -50,6 +53,7 @@ def _teardown(_exc: BaseException | None) -> None:
     if tokens:
         request_id_var.reset(tokens[0])
         user_id_var.reset(tokens[1])
+        read_only_var.reset(tokens[2])
 
 
 def register_request_hooks(app: Flask) -> None:
