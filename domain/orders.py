@@ -80,12 +80,14 @@ def _check_rules(session: Session, rules: OrderRules, *, latitude: float, longit
         )
 
 
-def create_order(session: Session, creator: User, draft: OrderDraft, rules: OrderRules,
+def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rules: OrderRules,
                  now: datetime) -> Order:
+    """A new pending order of ``creator_id`` (an id, not the account row: the caller's role
+    was checked by whoever calls this, and loading the row would cost a round trip)."""
     _check_rules(session, rules, latitude=draft.latitude, longitude=draft.longitude,
                  service_radius=draft.service_radius, scheduled_for=draft.scheduled_for, now=now)
     order = Order(
-        title=draft.title, description=draft.description, creator_id=creator.id,
+        title=draft.title, description=draft.description, creator_id=creator_id,
         latitude=draft.latitude, longitude=draft.longitude, location_address=draft.address,
         service_radius=draft.service_radius, base_amount_minor=draft.base_amount_minor,
         currency=draft.currency, scheduled_for=draft.scheduled_for,
@@ -93,7 +95,7 @@ def create_order(session: Session, creator: User, draft: OrderDraft, rules: Orde
     )
     session.add(order)
     session.flush()
-    record_order_event(session, order, "order:created", actor=Actor.CREATOR, actor_id=creator.id)
+    record_order_event(session, order, "order:created", actor=Actor.CREATOR, actor_id=creator_id)
     return order
 
 

@@ -1,7 +1,9 @@
 """The outbox relay: publish committed events and enqueue their follow-up work.
 
 Kicked right after every commit that wrote outbox rows, and swept by beat every few seconds, so
-a crash between commit and publish delays an event but never loses it. Rows are claimed with
+a crash between commit and publish delays an event but never loses it. Kicks are coalesced: a
+commit sends one only if no drain is already due (see ``kick_after_commit``), so a burst of
+writes costs one Celery message instead of one each. Rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` so several workers can drain in parallel without double-publishing
 (PostgreSQL; SQLite serialises writers anyway).
 """
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import suppress
 from datetime import UTC, datetime
 
+import redis
 from celery import Celery, Task, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +27,11 @@ log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "taplive:events"
 DRAIN_TASK = "events.drain_outbox"
 BATCH = 500
+#: Set (NX) by the commit that sends a kick, deleted by the drain when it starts: while it
+#: exists a drain is due that will read every row committed so far, so no kick is needed. The
+#: TTL only bounds the damage of a kick that was lost (the sweep still finds its rows).
+KICK_KEY = "taplive:outbox:drain-due"
+KICK_TTL_MS = 2_000
 
 # topic -> tasks to enqueue with the aggregate id. Consumers are idempotent (at-least-once).
 FOLLOW_UPS: dict[str, tuple[str, ...]] = {
@@ -44,6 +53,11 @@ FOLLOW_UPS: dict[str, tuple[str, ...]] = {
 def drain_outbox(self: Task) -> int:
     """Publish every unpublished outbox row, oldest first. Returns how many were published."""
     svc = services()
+    try:
+        # Before reading: a commit after this point sends a kick of its own.
+        svc.redis.delete(KICK_KEY)
+    except redis.RedisError:
+        log.warning("could not clear the drain-due flag", exc_info=True)
     published = 0
     while True:
         with svc.db.transaction() as session:
@@ -75,10 +89,25 @@ def drain_outbox(self: Task) -> int:
             return published
 
 
-def kick_after_commit(celery: Celery, session: Session) -> None:
-    """Database.on_commit hook: a commit that wrote outbox rows asks a worker to drain now.
+def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> None:
+    """Database.on_commit hook: a commit that wrote outbox rows makes sure a drain is due.
 
-    Sent through the app's own Celery instance (not the process-global default), with
-    retry=False: a dead broker must not stall the request; the beat sweep catches up."""
-    if session.info.pop("outbox_pending", False):
+    Coalesced through ``KICK_KEY``: ``SET NX`` (one Redis round trip) either finds a drain
+    already due, which deletes the key before it reads and so will see this commit's rows, or
+    wins, and sends the kick (a Celery message costs several times the round trip). Sent
+    through the app's own Celery instance (not the process-global default), with retry=False:
+    a dead broker must not stall the request; the beat sweep catches up."""
+    if not session.info.pop("outbox_pending", False):
+        return
+    try:
+        if not client.set(KICK_KEY, "1", nx=True, px=KICK_TTL_MS):
+            return
+    except redis.RedisError:
+        log.warning("could not coordinate the outbox kick; kicking anyway", exc_info=True)
+    try:
         celery.send_task(DRAIN_TASK, ignore_result=True, retry=False)
+    except Exception:
+        # No drain is coming after all: let the next commit try again.
+        with suppress(redis.RedisError):
+            client.delete(KICK_KEY)
+        raise

@@ -65,6 +65,7 @@ def celery_init_app(app: Flask) -> Celery:
     import workers.signals  # noqa: F401  (connects the request-id signals)
     from tasks.events import kick_after_commit
 
-    app.extensions["taplive"].db.on_commit(partial(kick_after_commit, celery))
+    svc = app.extensions["taplive"]
+    svc.db.on_commit(partial(kick_after_commit, celery, svc.redis))
     app.extensions["celery"] = celery
     return celery

@@ -99,9 +99,9 @@ class Orders(MethodView):
     @blp.response(201, OrderEnvelopeSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Post a live-stream order."""
-        order = orders.create_order(services().db.session(), current_user(), _draft(body),
+        order = orders.create_order(services().db.session(), current_caller().id, _draft(body),
                                     rules(), datetime.now(UTC))
-        return {"order": order}
+        return Serialized({"order": order_json(order)})
 
 
 @blp.route("/nearby")
@@ -128,7 +128,7 @@ class OrderItem(MethodView):
         """Read one order (participants, admins, and providers while it is pending)."""
         order = orders.load_visible(services().db.session(), order_id, current_user(),
                                     may_apply=may_apply())
-        return {"order": order}
+        return Serialized({"order": order_json(order)})
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderUpdateSchema)

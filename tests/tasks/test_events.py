@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from db.lifecycle_models import OutboxMessage
 from db.models import User
 from domain import orders
-from tasks.events import DRAIN_TASK, EVENTS_CHANNEL
+from tasks.events import DRAIN_TASK, EVENTS_CHANNEL, KICK_KEY
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 from tests.conftest import TEST_REDIS_URL
@@ -67,7 +67,7 @@ def test_crash_between_commit_and_publish_is_repaired_by_the_sweep(
         with live_app.app_context(), database.transaction() as session:
             creator = session.get(User, live_users["creator"].id)
             assert creator is not None
-            orders.create_order(session, creator, orders.OrderDraft(
+            orders.create_order(session, creator.id, orders.OrderDraft(
                 title="t", latitude=1.0, longitude=1.0, base_amount_minor=100,
                 currency="USD"), orders.OrderRules(), datetime.now(UTC))
     finally:
@@ -95,3 +95,46 @@ def test_crash_between_commit_and_publish_is_repaired_by_the_sweep(
     # Draining again publishes nothing twice.
     live_worker.send_task(DRAIN_TASK)
     assert _messages(pubsub, 1, timeout=2.0) == []
+
+
+def _queued_drains() -> int:
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    return sum(json.loads(raw)["headers"]["task"] == DRAIN_TASK
+               for raw in broker.lrange("default", 0, -1))
+
+
+def test_a_burst_of_commits_sends_one_kick_and_loses_no_event(
+        live_app: Flask, live_users: dict[str, User]) -> None:
+    """No worker yet: five creates queue one drain, not five. The drain clears the flag before
+    it reads, so it publishes all five, and the next commit kicks again."""
+    redis.Redis.from_url(TEST_REDIS_URL).flushdb()
+    headers = auth_headers(live_users["creator"], live_app)
+    with live_app.test_client() as client:
+        for _ in range(5):
+            assert client.post("/api/v1/orders", json=order_body(),
+                               headers=headers).status_code == 201
+        assert _queued_drains() == 1
+        assert redis.Redis.from_url(TEST_REDIS_URL).exists(KICK_KEY)
+
+        pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+        pubsub.subscribe(EVENTS_CHANNEL)
+        with live_app.app_context():
+            assert live_app.extensions["celery"].tasks[DRAIN_TASK].apply().get() == 5
+        assert len(_messages(pubsub, 5)) == 5
+        assert not redis.Redis.from_url(TEST_REDIS_URL).exists(KICK_KEY)
+
+        assert client.post("/api/v1/orders", json=order_body(),
+                           headers=headers).status_code == 201
+        assert _queued_drains() == 2
+
+
+def test_every_event_of_a_burst_is_published_by_a_real_worker(
+        live_app: Flask, live_users: dict[str, User], live_worker: Celery) -> None:
+    pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    headers = auth_headers(live_users["creator"], live_app)
+    with live_app.test_client() as client:
+        ids = {client.post("/api/v1/orders", json=order_body(),
+                           headers=headers).json["data"]["order"]["id"] for _ in range(12)}
+    published = _messages(pubsub, 12)
+    assert {event["aggregateId"] for event in published} == ids
