@@ -6,6 +6,7 @@ from flask import Flask
 
 from api.auth import init_auth
 from api.errors import register_error_handlers
+from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
 from api.payment_services import init_payments
 from api.request_hooks import register_request_hooks
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
 
     app = Flask("taplive")
+    app.json = OrjsonProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,
@@ -70,7 +72,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the spec's field order
     app.extensions["taplive"] = Services(
         settings=settings,
         db=Database(
