@@ -111,6 +111,23 @@ def _run_pending(session: Session) -> None:
 def _drop_pending(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:  # the outermost transaction, not a savepoint
         session.info.pop(_PENDING, None)
+        session.info.pop(_NOTES, None)
+
+
+# Facts a transaction records for the ``Database.on_commit`` hooks of the layer above (which
+# own the clients the domain must not know, e.g. Redis), read once it has committed.
+_NOTES = "commit_notes"
+
+
+def note_for_commit(session: Session, topic: str, item: Any) -> None:
+    """Tell this transaction's after-commit hooks about ``item`` (dropped on rollback)."""
+    session.info.setdefault(_NOTES, {}).setdefault(topic, []).append(item)
+
+
+def committed_notes(session: Session, topic: str) -> list[Any]:
+    """In a ``Database.on_commit`` hook: the items noted under ``topic`` by what committed."""
+    notes: list[Any] = session.info.get(_NOTES, {}).get(topic, [])
+    return notes
 
 
 #: True while the current unit of work only reads (the API sets it for GET requests).
@@ -155,6 +172,12 @@ class Database:
         self._after_commit.append(hook)
 
     def _fire_after_commit(self, session: Session) -> None:
+        try:
+            self._run_hooks(session)
+        finally:
+            session.info.pop(_NOTES, None)  # read by every hook, then gone with the transaction
+
+    def _run_hooks(self, session: Session) -> None:
         for hook in self._after_commit:
             try:
                 hook(session)

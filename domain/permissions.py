@@ -70,15 +70,13 @@ def require_verified_provider(role: UserRole, status: VerificationStatus) -> Non
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is making a request, as far as access control needs to know: read on every
-    authenticated request, so it carries only what the checks above use (the full account row
-    is loaded only by the views that need it)."""
+    """Who is making a request, as far as access control needs to know: checked on every
+    authenticated request, so it carries only what the checks above use (the account row is
+    loaded only by the views that need it). A role never changes after registration, so the
+    role signed into the token is the account's role."""
 
     id: uuid.UUID
     role: UserRole
-    verification_status: VerificationStatus
 
-    def require(self, needed: Iterable[Permission], *, verified: bool = False) -> None:
+    def require(self, needed: Iterable[Permission]) -> None:
         require(self.role, needed)
-        if verified:
-            require_verified_provider(self.role, self.verification_status)

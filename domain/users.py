@@ -23,6 +23,7 @@ from zxcvbn import zxcvbn
 
 from db.models import User
 from db.queries import users as queries
+from db.session import note_for_commit
 from db.types import utcnow
 from domain import audit
 from domain.audit import AuditEventType
@@ -173,9 +174,21 @@ def record_logout(session: Session, user: User, *, revoked_tokens: int) -> None:
     session.commit()
 
 
+#: ``note_for_commit`` topic: (user id, new generation) of every committed revocation.
+TOKEN_GENERATION_BUMPED = "token_generation_bumped"
+
+
+def revoke_tokens(session: Session, user: User) -> None:
+    """Every token minted for ``user`` so far stops working once this transaction commits.
+    The generation lives on the user row; the API also keeps it in Redis for its per-request
+    check, and is told after commit (``api.auth.generations``)."""
+    user.token_generation += 1
+    note_for_commit(session, TOKEN_GENERATION_BUMPED, (user.id, user.token_generation))
+
+
 def revoke_all_sessions(session: Session, user: User) -> None:
     """Logout everywhere: every token minted before now stops working."""
-    user.token_generation += 1
+    revoke_tokens(session, user)
     audit.record(session, AuditEventType.LOGOUT_ALL, actor_id=user.id)
     session.commit()
 
@@ -231,7 +244,7 @@ def change_password(
         exc.details = {"newPassword": exc.details["password"]}
         raise
     user.password_hash = hash_password(new)
-    user.token_generation += 1
+    revoke_tokens(session, user)
     audit.record(session, AuditEventType.PASSWORD_CHANGED, actor_id=user.id)
     session.commit()
     return user
@@ -301,7 +314,7 @@ def erase(session: Session, user: User, *, password: str) -> None:
     user.last_active_at = None
     user.is_premium = False
     user.erased_at = utcnow()
-    user.token_generation += 1
+    revoke_tokens(session, user)
     audit.record(session, AuditEventType.ERASED, actor_id=user.id)
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too

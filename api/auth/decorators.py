@@ -16,7 +16,9 @@ from werkzeug.exceptions import Unauthorized
 
 from api.services import services
 from db.models import User
-from domain.permissions import Caller, Permission
+from db.queries.users import find_verification_status
+from domain.enums import VerificationStatus
+from domain.permissions import PROVIDER_ROLES, Caller, Permission, require_verified_provider
 
 F = TypeVar("F", bound=Callable[..., Any])
 BEARER_SCHEME = "bearerAuth"
@@ -47,7 +49,11 @@ def authenticated(*permissions: Permission, verified: bool = False) -> Callable[
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             verify_jwt_in_request()
-            current_caller().require(needed, verified=verified)
+            caller = current_caller()
+            caller.require(needed)
+            if verified and caller.role in PROVIDER_ROLES:
+                status = find_verification_status(services().db.session(), caller.id)
+                require_verified_provider(caller.role, status or VerificationStatus.PENDING)
             return fn(*args, **kwargs)
 
         _document(wrapper, sorted(needed), forbidden=bool(needed) or verified)

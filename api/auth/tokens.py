@@ -7,15 +7,16 @@ Tokens are HS256 and carry the spec's claims (``sub`` = user id, ``iat``, ``exp`
 Revocation, checked on every request:
 * one token (logout): its ``jti`` goes on a Redis denylist until the token would expire anyway;
 * every token of a user (logout-all, password change, erasure): ``users.token_generation`` is
-  bumped, and a token whose ``gen`` differs is refused. It lives on the user row, which is read
-  on every authenticated request anyway (the caller's role), so it costs nothing, commits
+  bumped, and a token whose ``gen`` differs is refused. It lives on the user row, so it commits
   atomically with the password change that caused it, survives a Redis flush, and has no
   clock-granularity edge (``iat`` has whole seconds: a "revoked before T" marker would also kill
-  a token minted in the same second).
+  a token minted in the same second). Requests read a copy kept in Redis
+  (``api.auth.generations``: why it cannot go stale).
 
 Cost per authenticated request (docs/benchmarks.md has the figures): a verified-claims cache hit
-(see ``CachingJWTManager``), one Redis round trip (the denylist check and the activity mark,
-pipelined) and one two-column primary-key read of the user row.
+(see ``CachingJWTManager``) and one Redis round trip (denylist, generation, activity mark,
+pipelined). No database statement: the role comes from the token (roles never change) and the
+account row is loaded only by views that need it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 import redis
 from cachetools import TLRUCache
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -41,13 +41,14 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
-from api.auth import activity
+from api.auth import activity, generations
 from api.errors import error_response
 from api.services import services
 from core.config import Settings
 from core.context import user_id_var
 from db.models import User
 from db.queries import users as user_queries
+from domain.enums import UserRole
 from domain.errors import ValidationFailed
 from domain.permissions import Caller, sorted_permissions
 
@@ -201,37 +202,79 @@ def is_denied(jti: str) -> bool:
     return cache[jti]
 
 
+def _subject(payload: Mapping[str, Any]) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(payload["sub"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """The denylist check, with the caller's activity mark in the same round trip (a request
-    with a correctly signed token of the account is activity, even if the token is later
-    refused for its generation; an erased account's marks are dropped by the flush)."""
+    """The denylist check. The same Redis round trip reads the account's current token
+    generation (for ``_load_user``) and records the caller's activity (a request with a
+    correctly signed token of the account is activity, even if the token is then refused for
+    its generation; an erased account's marks are dropped by the flush)."""
     jti = payload.get("jti")
     if not jti:
         return True  # every token we mint has one
     cache: dict[str, bool] = g.setdefault("_taplive_denied", {})
     try:
         if str(jti) not in cache:
+            user_id = _subject(payload)
             pipe = services().redis.pipeline(transaction=False)
             pipe.exists(DENYLIST_PREFIX + str(jti))
-            # No usable subject: no mark; the user lookup then refuses the token.
-            with suppress(KeyError, ValueError):
-                activity.mark(pipe, uuid.UUID(str(payload["sub"])))
-            cache[str(jti)] = bool(pipe.execute()[0])
+            if user_id is not None:  # else the user lookup refuses the token
+                pipe.get(generations.key(user_id))
+                activity.mark(pipe, user_id)
+            replies = pipe.execute()
+            cache[str(jti)] = bool(replies[0])
+            if user_id is not None and replies[1] is not None:
+                g._taplive_generation = (user_id, int(replies[1]))
         return cache[str(jti)]
     except redis.RedisError as exc:
         # Fail closed: without the denylist a logged-out token could be replayed.
         raise ServiceUnavailable("Authentication is temporarily unavailable.") from exc
 
 
+def _current_generation(user_id: uuid.UUID, claimed: int) -> int | None:
+    """The account's token generation: Redis's copy (read with the denylist), or, when there
+    is none or it is older than the token's own (a copy left stale by a lost publish: tokens
+    only carry generations the database once had), the database's, which then refreshes the
+    copy. None if the account is gone or erased."""
+    known = g.pop("_taplive_generation", None)
+    if known is not None and known[0] == user_id and known[1] >= claimed:
+        return int(known[1])
+    current = user_queries.find_token_generation(services().db.session(), user_id)
+    if current is None:
+        return None
+    try:
+        return generation_register().offer(user_id, current)
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Authentication is temporarily unavailable.") from exc
+
+
 def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> Caller | None:
     """The token's caller, once per request; None (-> 401) if the account is gone or erased or
     the token predates a logout-all / password change."""
+    user_id = _subject(payload)
     try:
-        user_id = uuid.UUID(str(payload["sub"]))
-        generation = int(payload["gen"])
+        role = UserRole(payload["role"])
+        claimed = int(payload["gen"])
     except (KeyError, TypeError, ValueError):
         return None
-    caller = user_queries.find_caller(services().db.session(), user_id, generation)
-    if caller is not None:
-        user_id_var.set(str(user_id))
-    return caller
+    if user_id is None or _current_generation(user_id, claimed) != claimed:
+        return None
+    user_id_var.set(str(user_id))
+    return Caller(user_id, role)
+
+
+def generation_register() -> generations.GenerationRegister:
+    register: generations.GenerationRegister = current_app.extensions["taplive_generations"]
+    return register
+
+
+def init_generations(app: Flask) -> None:
+    """The Redis copy of token generations, and the hook that publishes committed bumps."""
+    svc = app.extensions["taplive"]
+    register = app.extensions["taplive_generations"] = generations.GenerationRegister(svc.redis)
+    svc.db.on_commit(register.publish_committed_bumps)

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from db.lifecycle_models import OrderEvent
 from db.models import AuditEvent, Order, OrderApplication, PaymentTransaction, User
 from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
-from domain.permissions import Caller
 
 #: Orders in these states still bind their participants (see ``open_obligations``).
 OPEN_ORDER_STATES = (
@@ -26,18 +25,22 @@ def find_by_id(session: Session, user_id: uuid.UUID) -> User | None:
 
 
 _USERS = cast(Table, User.__table__)
-_CALLER = select(_USERS.c.role, _USERS.c.verification_status).where(
-    _USERS.c.id == bindparam("id"), _USERS.c.erased_at.is_(None),
-    _USERS.c.token_generation == bindparam("gen"))
+_GENERATION = select(_USERS.c.token_generation).where(
+    _USERS.c.id == bindparam("id"), _USERS.c.erased_at.is_(None))
+_VERIFICATION = select(_USERS.c.verification_status).where(_USERS.c.id == bindparam("id"))
 
 
-def find_caller(session: Session, user_id: uuid.UUID, token_generation: int) -> Caller | None:
-    """The live account behind a token of generation ``token_generation``, or None if it is
-    gone, erased, or has revoked that generation. Runs on every authenticated request: one
-    Core statement of two columns (an ORM entity load costs several times as much)."""
-    row = session.connection().execute(
-        _CALLER, {"id": user_id, "gen": token_generation}).one_or_none()
-    return None if row is None else Caller(user_id, row.role, row.verification_status)
+def find_token_generation(session: Session, user_id: uuid.UUID) -> int | None:
+    """The account's current token generation; None if it is gone or erased (one Core
+    statement of one column: this backs the per-request token check)."""
+    value = session.connection().execute(_GENERATION, {"id": user_id}).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def find_verification_status(session: Session, user_id: uuid.UUID) -> VerificationStatus | None:
+    status: VerificationStatus | None = session.connection().execute(
+        _VERIFICATION, {"id": user_id}).scalar_one_or_none()
+    return status
 
 
 def find_by_email(session: Session, email: str) -> User | None:

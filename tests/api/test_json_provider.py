@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
+from flask.testing import FlaskClient
 
 from api.json_provider import OrjsonProvider
 
@@ -50,7 +51,7 @@ def test_nan_is_written_as_null_not_as_invalid_json(app: Flask) -> None:
     assert json.loads(text) == {"x": None}
 
 
-def test_the_app_answers_through_it(app: Flask) -> None:
+def test_the_app_answers_through_it(app: Flask, client: FlaskClient) -> None:
     assert isinstance(app.json, OrjsonProvider)
-    response = app.test_client().get("/health")
+    response = client.get("/health")
     assert response.json["data"] == {"status": "ok", "checks": {}}
