@@ -4,17 +4,20 @@ transaction. Nothing is published here; the relay publishes only what was commit
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from core.context import request_id_var
 from db.lifecycle_models import OrderEvent, OutboxMessage
 from db.models import Order
+from db.types import utcnow
 from domain.order_states import Actor
 
 
-def order_snapshot(order: Order) -> dict[str, Any]:
+def order_snapshot(order: Order | Row[Any]) -> dict[str, Any]:
     """The event payload: ids and facts consumers route on, never personal data or positions
     beyond the order's own public location."""
     return {
@@ -29,11 +32,47 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     }
 
 
+def outbox_values(topic: str, aggregate_id: str, payload: dict[str, Any],
+                  now: datetime) -> dict[str, Any]:
+    """The columns of one outbox row."""
+    return {"topic": topic, "aggregate_id": aggregate_id, "payload": payload,
+            "request_id": request_id_var.get(), "created_at": now, "attempts": 0}
+
+
 def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any]) -> None:
     """Queue an event for publication after commit (transactional outbox)."""
-    session.add(OutboxMessage(topic=topic, aggregate_id=aggregate_id, payload=payload,
-                              request_id=request_id_var.get()))
+    session.add(OutboxMessage(**outbox_values(topic, aggregate_id, payload, utcnow())))
+    mark_outbox_pending(session)
+
+
+def mark_outbox_pending(session: Session) -> None:
+    """This transaction wrote outbox rows: kick the relay after it commits."""
     session.info["outbox_pending"] = True
+
+
+def order_event_values(
+    order: Order | Row[Any],
+    event: str,
+    *,
+    actor: Actor,
+    actor_id: uuid.UUID | None,
+    now: datetime,
+    from_status: str | None = None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The columns of the order's history row and of its outbox row, for one event."""
+    history = {
+        "order_id": order.id, "event": event, "from_status": from_status,
+        "to_status": order.status.value, "actor_id": actor_id, "actor_role": actor.value,
+        "reason": reason, "request_id": request_id_var.get(), "data": data, "created_at": now,
+    }
+    payload = order_snapshot(order) | {"event": event, "actor": actor.value}
+    if reason:
+        payload["reason"] = reason
+    if data:
+        payload["data"] = data
+    return history, outbox_values(event, str(order.id), payload, now)
 
 
 def record_order_event(
@@ -48,14 +87,9 @@ def record_order_event(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append to the order's history and queue the matching outbox event."""
-    session.add(OrderEvent(
-        order_id=order.id, event=event, from_status=from_status,
-        to_status=order.status.value, actor_id=actor_id, actor_role=actor.value,
-        reason=reason, request_id=request_id_var.get(), data=data,
-    ))
-    payload = order_snapshot(order) | {"event": event, "actor": actor.value}
-    if reason:
-        payload["reason"] = reason
-    if data:
-        payload["data"] = data
-    emit(session, event, str(order.id), payload)
+    history, message = order_event_values(
+        order, event, actor=actor, actor_id=actor_id, now=utcnow(), from_status=from_status,
+        reason=reason, data=data)
+    session.add(OrderEvent(**history))
+    session.add(OutboxMessage(**message))
+    mark_outbox_pending(session)

@@ -178,6 +178,58 @@ def find_pending_near(
     ]
 
 
+def _typed(table: Table, prefix: str, names: list[str]) -> list[ColumnElement[Any]]:
+    # Every value cast to its column's type: in INSERT ... SELECT, PostgreSQL does not infer a
+    # parameter's type from the target column (an enum or jsonb column would refuse text).
+    return [sql_cast(bindparam(f"{prefix}{name}", type_=table.c[name].type), table.c[name].type)
+            for name in names]
+
+
+@cache
+def _postgis_create(order_names: tuple[str, ...], history_names: tuple[str, ...],
+                    outbox_names: tuple[str, ...]) -> Select[Any]:
+    """One statement for a whole order create: the operating-area check, the order row, its
+    history row and its outbox row (data-modifying CTEs). The history and outbox rows select
+    FROM the inserted order, so an order refused by the area check writes nothing at all."""
+    from db.lifecycle_models import OperatingArea, OrderEvent, OutboxMessage
+
+    areas, history, outbox = (cast(Table, model.__table__)
+                              for model in (OperatingArea, OrderEvent, OutboxMessage))
+    point = _postgis_point(bindparam("o_latitude", type_=Float),
+                           bindparam("o_longitude", type_=Float))
+    active = areas.c.active.is_(True)
+    served = or_(~exists().where(active),
+                 exists().where(active, func.ST_Covers(literal_column("operating_areas.area"),
+                                                       point)))
+    new_order = (
+        _ORDERS.insert()
+        .from_select(list(order_names), select(*_typed(_ORDERS, "o_", list(order_names)))
+                     .where(served))
+        .returning(*_ORDERS.c)
+        .cte("new_order")
+    )
+    new_history = history.insert().from_select(
+        list(history_names),
+        select(*_typed(history, "h_", list(history_names))).select_from(new_order),
+    ).cte("new_history")
+    new_outbox = outbox.insert().from_select(
+        list(outbox_names),
+        select(*_typed(outbox, "x_", list(outbox_names))).select_from(new_order),
+    ).cte("new_outbox")
+    return select(new_order).add_cte(new_history, new_outbox)
+
+
+def insert_served_order(session: Session, order: dict[str, Any], history: dict[str, Any],
+                        message: dict[str, Any]) -> Row[Any] | None:
+    """PostgreSQL: insert a new order with its history and outbox rows in one round trip, if
+    its location is served (see ``db.queries.areas.point_is_served``). Returns the order's row
+    (as ``find_pending_near`` does), or None when no operating area covers it."""
+    stmt = _postgis_create(tuple(order), tuple(history), tuple(message))
+    params = ({f"o_{k}": v for k, v in order.items()} | {f"h_{k}": v for k, v in history.items()}
+              | {f"x_{k}": v for k, v in message.items()})
+    return session.connection().execute(stmt, params).one_or_none()
+
+
 def find_expired_pending_ids(session: Session, now: datetime, unscheduled_ttl: timedelta,
                              grace: timedelta, limit: int) -> list[uuid.UUID]:
     """Pending orders nobody took in time: scheduled ones whose time (plus grace) has passed,

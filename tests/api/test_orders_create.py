@@ -157,6 +157,8 @@ def test_operating_areas_refuse_orders_outside(client: FlaskClient, creator: Use
     assert outside.status_code == 422
     assert outside.json["error"]["code"] == "OUTSIDE_OPERATING_AREA"
     assert _count(db_session, Order) == 1
+    # The refused order left no history or outbox row behind either.
+    assert _count(db_session, OrderEvent) == 1 and _count(db_session, OutboxMessage) == 1
 
 
 def test_authentication_and_permission(client: FlaskClient, db_session: Session) -> None:

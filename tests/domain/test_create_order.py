@@ -1,0 +1,73 @@
+"""``create_order`` writes the order, its history row and its outbox event: in one statement on
+PostgreSQL, through the ORM on SQLite. Both must write the same thing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.blueprints.order_schemas import OrderSchema, order_json
+from core.context import request_id_var
+from db.lifecycle_models import OperatingArea, OrderEvent, OutboxMessage
+from db.models import Order
+from domain import orders
+from domain.errors import Unprocessable
+from tests.factories import UserFactory
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+def _draft(**overrides: object) -> orders.OrderDraft:
+    fields: dict[str, object] = dict(
+        title="Harbour fireworks", description="From the pier", latitude=40.70,
+        longitude=-74.01, address="Pier 17", base_amount_minor=2500, currency="USD",
+        service_radius=500, scheduled_for=NOW + timedelta(hours=5),
+        requirements={"camera": "4k"}, tags=["night", "fireworks"])
+    fields.update(overrides)
+    return orders.OrderDraft(**fields)  # type: ignore[arg-type]
+
+
+def test_writes_the_order_its_history_and_its_event(any_session: Session) -> None:
+    creator = UserFactory()
+    token = request_id_var.set("req-create-1")
+    try:
+        created = orders.create_order(any_session, creator.id, _draft(), orders.OrderRules(),
+                                      NOW)
+    finally:
+        request_id_var.reset(token)
+    any_session.expire_all()
+    stored = any_session.get(Order, created.id)
+    assert stored is not None
+    assert order_json(created) == order_json(stored) == OrderSchema().dump(stored)
+    assert stored.created_at == stored.updated_at == NOW and stored.version == 1
+
+    [history] = any_session.scalars(select(OrderEvent)).all()
+    assert (history.order_id, history.event, history.from_status, history.to_status,
+            history.actor_id, history.actor_role, history.request_id, history.created_at) == (
+        stored.id, "order:created", None, "pending", creator.id, "creator", "req-create-1", NOW)
+    [message] = any_session.scalars(select(OutboxMessage)).all()
+    assert (message.topic, message.aggregate_id, message.request_id, message.published_at,
+            message.attempts) == ("order:created", str(stored.id), "req-create-1", None, 0)
+    assert message.payload == {
+        "orderId": str(stored.id), "status": "pending", "creatorId": str(creator.id),
+        "providerId": None, "latitude": 40.70, "longitude": -74.01, "serviceRadius": 500,
+        "version": 1, "event": "order:created", "actor": "creator"}
+    assert any_session.info.get("outbox_pending") is True
+
+
+def test_outside_every_area_writes_nothing(any_session: Session) -> None:
+    ring = [[-74.03, 40.68], [-73.90, 40.68], [-73.90, 40.88], [-74.03, 40.88], [-74.03, 40.68]]
+    any_session.add(OperatingArea(name="NYC", geojson={"type": "Polygon",
+                                                       "coordinates": [ring]}))
+    any_session.flush()
+    creator = UserFactory()
+    with pytest.raises(Unprocessable):
+        orders.create_order(any_session, creator.id, _draft(latitude=48.85, longitude=2.35),
+                            orders.OrderRules(), NOW)
+    for model in (Order, OrderEvent, OutboxMessage):
+        assert any_session.scalars(select(model)).all() == []
+    inside = orders.create_order(any_session, creator.id, _draft(), orders.OrderRules(), NOW)
+    assert any_session.get(Order, inside.id) is not None
