@@ -8,6 +8,7 @@ from api.auth import init_auth
 from api.errors import register_error_handlers
 from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
+from api.no_sessions import NoSessions
 from api.payment_services import init_payments
 from api.request_hooks import register_request_hooks
 from api.services import Services
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask("taplive")
     app.json = OrjsonProvider(app)
+    # A stateless API: no cookie session to open (and sign) on every request.
+    app.session_interface = NoSessions()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_content_length,

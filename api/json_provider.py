@@ -36,3 +36,4 @@ class OrjsonProvider(DefaultJSONProvider):
         obj = self._prepare_response_obj(args, kwargs)
         return Response(orjson.dumps(obj, default=self.default, option=_OPTIONS),
                         mimetype=self.mimetype)
+
