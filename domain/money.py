@@ -251,8 +251,16 @@ def from_minor(minor: int, currency: str) -> Decimal:
 
 
 def format_minor(minor: int, currency: str) -> str:
-    """2550 USD -> "25.50"; 2500 JPY -> "2500"; 1500 KWD -> "1.500"; -300 USD -> "-3.00"."""
-    return format(from_minor(minor, currency), "f")
+    """2550 USD -> "25.50"; 2500 JPY -> "2500"; 1500 KWD -> "1.500"; -300 USD -> "-3.00".
+
+    Integer arithmetic, the same text as ``format(from_minor(...), "f")`` (a test holds them
+    equal): every order in a list or search is formatted, and the Decimal route cost 1.5 us."""
+    exponent = currency_exponent(currency)
+    value = _check_minor(minor)
+    if exponent == 0:
+        return str(value)
+    whole, fraction = divmod(abs(value), 10 ** exponent)
+    return f"{'-' if value < 0 else ''}{whole}.{fraction:0{exponent}d}"
 
 
 # ----------------------------------------------------------------------------- Money

@@ -14,9 +14,9 @@ Revocation, checked on every request:
   (``api.auth.generations``: why it cannot go stale).
 
 Cost per authenticated request (docs/benchmarks.md has the figures): a verified-claims cache hit
-(see ``CachingJWTManager``) and one Redis round trip (denylist, generation, activity mark,
-pipelined). No database statement: the role comes from the token (roles never change) and the
-account row is loaded only by views that need it.
+(see ``CachingJWTManager``) and one Redis round trip (denylist and generation in one MGET, the
+activity mark pipelined with it when due). No database statement: the role comes from the
+token (roles never change) and the account row is loaded only by views that need it.
 """
 
 from __future__ import annotations
@@ -210,26 +210,32 @@ def _subject(payload: Mapping[str, Any]) -> uuid.UUID | None:
 
 
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """The denylist check. The same Redis round trip reads the account's current token
-    generation (for ``_load_user``) and records the caller's activity (a request with a
-    correctly signed token of the account is activity, even if the token is then refused for
-    its generation; an erased account's marks are dropped by the flush)."""
+    """The denylist check. The same Redis command (MGET) reads the account's current token
+    generation (for ``_load_user``); when the caller's activity is due for a mark, that rides
+    in the same round trip (a request with a correctly signed token of the account is
+    activity, even if the token is then refused for its generation; an erased account's marks
+    are dropped by the flush)."""
     jti = payload.get("jti")
     if not jti:
         return True  # every token we mint has one
     cache: dict[str, bool] = g.setdefault("_taplive_denied", {})
     try:
         if str(jti) not in cache:
-            user_id = _subject(payload)
-            pipe = services().redis.pipeline(transaction=False)
-            pipe.exists(DENYLIST_PREFIX + str(jti))
-            if user_id is not None:  # else the user lookup refuses the token
-                pipe.get(generations.key(user_id))
+            user_id = _subject(payload)  # None: the user lookup refuses the token
+            keys = [DENYLIST_PREFIX + str(jti)]
+            if user_id is not None:
+                keys.append(generations.key(user_id))
+            client = services().redis
+            if user_id is not None and activity.due(user_id):
+                pipe = client.pipeline(transaction=False)
+                pipe.mget(keys)
                 activity.mark(pipe, user_id)
-            replies = pipe.execute()
-            cache[str(jti)] = bool(replies[0])
-            if user_id is not None and replies[1] is not None:
-                g._taplive_generation = (user_id, int(replies[1]))
+                values = pipe.execute()[0]
+            else:
+                values = client.mget(keys)
+            cache[str(jti)] = values[0] is not None
+            if user_id is not None and values[1] is not None:
+                g._taplive_generation = (user_id, int(values[1]))
         return cache[str(jti)]
     except redis.RedisError as exc:
         # Fail closed: without the denylist a logged-out token could be replayed.

@@ -44,8 +44,8 @@ LOCATION_POINT: ColumnElement[object] = literal_column("live_stream_orders.locat
 
 @dataclass(frozen=True)
 class NearbyOrder:
-    #: A row with every column of ``live_stream_orders`` under the ORM attribute names (the
-    #: same names as ``Order``'s), so serializers read it exactly like an ``Order``.
+    #: A row of ``live_stream_orders`` with its public columns (``PUBLIC_COLUMNS``), under the
+    #: same names as ``Order``'s attributes, so serializers read it exactly like an ``Order``.
     order: Row[Any]
     distance_m: float
     creator_name: str
@@ -118,6 +118,10 @@ def _sqlite_bbox_filter(latitude: float, longitude: float, radius_m: float) -> C
 
 _ORDERS = cast(Table, Order.__table__)
 _USERS = cast(Table, User.__table__)
+#: What the API shows of an order (every column but payment and dispute internals): the
+#: nearby search reads only these, as every column costs on each of its rows.
+PUBLIC_COLUMNS = tuple(c for c in _ORDERS.c if c.name not in {
+    "payment_intent_id", "version", "disputed_at", "dispute_reason"})
 
 
 @cache
@@ -126,7 +130,8 @@ def _postgis_nearby() -> Select[Any]:
     is hit without rebuilding the statement (rebuilding it cost more than PostgreSQL's answer)."""
     point = _postgis_point(bindparam("lat", type_=Float), bindparam("lon", type_=Float))
     return (
-        select(*_ORDERS.c, func.ST_Distance(LOCATION_POINT, point, False).label("distance_m"),
+        select(*PUBLIC_COLUMNS,
+               func.ST_Distance(LOCATION_POINT, point, False).label("distance_m"),
                _USERS.c.username.label("creator_name"))
         .join(_USERS, _USERS.c.id == _ORDERS.c.creator_id)
         .where(_ORDERS.c.status == OrderStatus.PENDING,
@@ -140,7 +145,8 @@ def _sqlite_nearby(latitude: float, longitude: float, radius_m: float) -> Select
     distance = func.taplive_distance_m(
         _ORDERS.c.latitude, _ORDERS.c.longitude, literal(latitude), literal(longitude))
     return (
-        select(*_ORDERS.c, distance.label("distance_m"), _USERS.c.username.label("creator_name"))
+        select(*PUBLIC_COLUMNS, distance.label("distance_m"),
+               _USERS.c.username.label("creator_name"))
         .join(_USERS, _USERS.c.id == _ORDERS.c.creator_id)
         .where(_ORDERS.c.status == OrderStatus.PENDING,
                _sqlite_bbox_filter(latitude, longitude, radius_m), distance <= radius_m)

@@ -81,3 +81,26 @@ def test_the_flush_is_scheduled() -> None:
     entry = BEAT_SCHEDULE["maintenance-flush-last-active"]
     assert entry["task"] == "maintenance.flush_last_active"
     assert entry["schedule"] <= 60
+
+
+def test_a_process_marks_a_user_at_most_every_thirty_seconds(
+    client: FlaskClient, db_session: Session, redis_client: redis.Redis
+) -> None:
+    """Most requests skip the mark (and its Redis command); the time is still fresh enough for
+    "last active": at most MARK_EVERY_S plus one flush late."""
+    from freezegun import freeze_time
+
+    user = UserFactory()
+    headers = auth_headers(user)
+    start = datetime.now(UTC)
+    with freeze_time(start) as clock:
+        assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+        first = redis_client.hget(activity.PENDING_KEY, str(user.id))
+        assert first is not None
+        clock.tick(activity.MARK_EVERY_S - 1)
+        assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+        assert redis_client.hget(activity.PENDING_KEY, str(user.id)) == first
+        clock.tick(2)
+        assert client.get("/api/v1/users/me", headers=headers).status_code == 200
+        later = float(redis_client.hget(activity.PENDING_KEY, str(user.id)) or 0)
+    assert later == pytest.approx(start.timestamp() + activity.MARK_EVERY_S + 1, abs=0.01)

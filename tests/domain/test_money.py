@@ -528,3 +528,10 @@ def test_allocate_properties(total: int, weights: list[int]) -> None:
         assert part >= 0
         if w == 0:
             assert part == 0
+
+
+@given(minor=st.integers(min_value=-(10**30), max_value=10**30),
+       currency=st.sampled_from(["USD", "JPY", "KWD", "CLF", "EUR", "BHD", "XAF"]))
+def test_format_minor_is_the_decimal_text(minor: int, currency: str) -> None:
+    """The integer fast path says exactly what the exact Decimal says."""
+    assert format_minor(minor, currency) == format(from_minor(minor, currency), "f")
