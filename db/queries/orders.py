@@ -14,6 +14,7 @@ from typing import Any, cast
 from geoalchemy2 import Geography
 from sqlalchemy import (
     ColumnElement,
+    Enum,
     Float,
     Integer,
     Row,
@@ -185,10 +186,16 @@ def find_pending_near(
 
 
 def _typed(table: Table, prefix: str, names: list[str]) -> list[ColumnElement[Any]]:
-    # Every value cast to its column's type: in INSERT ... SELECT, PostgreSQL does not infer a
-    # parameter's type from the target column (an enum or jsonb column would refuse text).
-    return [sql_cast(bindparam(f"{prefix}{name}", type_=table.c[name].type), table.c[name].type)
-            for name in names]
+    # In INSERT ... SELECT, PostgreSQL types each parameter by itself, not by the target
+    # column. SQLAlchemy's psycopg dialect already renders a cast on most parameters
+    # ("%(x)s::UUID"); an enum needs an explicit one. Nothing more: psycopg caches the
+    # conversion of statements only up to 4 kB, and this one is close.
+    params: list[ColumnElement[Any]] = []
+    for name in names:
+        column_type = table.c[name].type
+        param = bindparam(f"{prefix}{name}", type_=column_type)
+        params.append(sql_cast(param, column_type) if isinstance(column_type, Enum) else param)
+    return params
 
 
 @cache

@@ -71,3 +71,24 @@ def test_outside_every_area_writes_nothing(any_session: Session) -> None:
         assert any_session.scalars(select(model)).all() == []
     inside = orders.create_order(any_session, creator.id, _draft(), orders.OrderRules(), NOW)
     assert any_session.get(Order, inside.id) is not None
+
+
+def test_the_create_statement_fits_psycopgs_statement_cache(db_session: Session) -> None:
+    """psycopg converts a statement's named parameters once and caches it, but only for
+    statements up to 4 kB; a longer create statement was re-parsed on every request."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    engine = db_session.get_bind().engine
+
+    def capture(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        orders.create_order(db_session, UserFactory().id, _draft(), orders.OrderRules(), NOW)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    [create] = [s for s in statements if "new_order" in s]
+    assert len(create) <= MAX_CACHED_STATEMENT_LENGTH
