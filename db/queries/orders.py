@@ -5,15 +5,18 @@ PostGIS on PostgreSQL; an indexed bounding box plus an exact great-circle filter
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
+import orjson
 import psycopg
 from geoalchemy2 import Geography
 from psycopg.rows import namedtuple_row
+from psycopg.types.json import set_json_loads
 from sqlalchemy import (
     ColumnElement,
     Enum,
@@ -183,6 +186,15 @@ def find_pending_near(
                         creator_name=row.creator_name) for row in rows]
 
 
+def _json_loads(data: str | bytes) -> Any:
+    # orjson parses each row's jsonb several times faster than the standard library and to the
+    # same values; integers beyond 64 bits (which it refuses) take the standard library.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def _postgis_find_pending_near(session: Session, latitude: float, longitude: float,
                                radius_m: float, limit: int) -> list[NearbyOrder]:
     # On psycopg's own cursor, on the session's connection (and so its transaction): the
@@ -192,6 +204,7 @@ def _postgis_find_pending_near(session: Session, latitude: float, longitude: flo
     # list), the status as its text value.
     dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
     with dbapi.cursor(row_factory=namedtuple_row) as cursor:
+        set_json_loads(_json_loads, cursor)
         cursor.execute(_postgis_nearby_sql(), {"lat": latitude, "lon": longitude,
                                                "radius": float(radius_m), "limit": limit})
         rows: list[Any] = cursor.fetchall()

@@ -94,3 +94,14 @@ def test_bounding_box_contains_the_whole_cap(lat: float, lon: float) -> None:
             assert box.min_lat <= plat <= box.max_lat
             if box.lon_ranges is not None:
                 assert any(lo <= plon <= hi for lo, hi in box.lon_ranges), (plat, plon, box)
+
+
+def test_requirements_come_back_exactly(any_session: Session) -> None:
+    """Whatever JSON a client stored, including integers beyond 64 bits (the fast JSON parser
+    on the PostgreSQL path refuses those and falls back to the standard library)."""
+    creator = UserFactory()
+    requirements = {"camera": "4k", "big": 2**70, "ratio": 0.1, "nested": {"list": [1, "ü"]}}
+    OrderFactory(creator=creator, latitude=1.0, longitude=1.0, requirements=requirements)
+    OrderFactory(creator=creator, latitude=1.0001, longitude=1.0, requirements={})
+    found = find_pending_near(any_session, 1.0, 1.0, 1_000, limit=5)
+    assert [n.order.requirements for n in found] == [requirements, {}]
