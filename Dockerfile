@@ -69,4 +69,4 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
 
 # The Procfile's `web` line. `sh -c` expands the ${VAR:-default}s; `exec` makes gunicorn PID 1 so
 # it receives SIGTERM directly and shuts down gracefully.
-CMD ["/bin/sh", "-c", "exec gunicorn api.wsgi:app --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-2} --threads 4"]
+CMD ["/bin/sh", "-c", "exec gunicorn api.wsgi:app --bind 0.0.0.0:${PORT:-8000} --workers ${WEB_CONCURRENCY:-4}"]

@@ -232,9 +232,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", default="4,16",
                         help="comma-separated wrk connection counts; each is a separate round")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="gunicorn worker processes (the Procfile's default: 2 per core)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="threads per worker (>1 = gthread with keep-alive, as the Procfile)")
+                        help="threads per worker (>1 = the gthread worker, with keep-alive)")
     parser.add_argument("--quick", action="store_true", help="10k orders, 5 s per scenario")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
