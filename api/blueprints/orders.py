@@ -111,9 +111,13 @@ class NearbyOrders(MethodView):
     @blp.response(200, NearbyListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Pending orders within a radius of a point, nearest first."""
-        found = order_queries.find_pending_near(
-            services().db.session(), args["latitude"], args["longitude"], args["radius"],
-            args["limit"])
+        db = services().db
+        where = (args["latitude"], args["longitude"], args["radius"], args["limit"])
+        if db.dialect == "postgresql":
+            with db.dbapi_read() as connection:
+                found = order_queries.postgis_pending_near(connection, *where)
+        else:
+            found = order_queries.find_pending_near(db.session(), *where)
         items = [order_json(near.order) | {"distanceMeters": round(near.distance_m, 1),
                                            "creatorName": near.creator_name}
                  for near in found]

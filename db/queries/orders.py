@@ -179,7 +179,8 @@ def find_pending_near(
     map, instance state) was a fifth of its time for objects that are only serialised.
     """
     if session.get_bind().dialect.name == "postgresql":
-        return _postgis_find_pending_near(session, latitude, longitude, radius_m, limit)
+        return postgis_pending_near(session.connection().connection.dbapi_connection,
+                                    latitude, longitude, radius_m, limit)
     rows = session.connection().execute(
         _sqlite_nearby(latitude, longitude, radius_m), {"limit": limit})
     return [NearbyOrder(order=row, distance_m=float(row.distance_m),
@@ -195,14 +196,15 @@ def _json_loads(data: str | bytes) -> Any:
         return json.loads(data)
 
 
-def _postgis_find_pending_near(session: Session, latitude: float, longitude: float,
-                               radius_m: float, limit: int) -> list[NearbyOrder]:
-    # On psycopg's own cursor, on the session's connection (and so its transaction): the
-    # statement is fixed and its values are plain, so SQLAlchemy's execution and result
-    # layers only cost time here (~40 % of this function's). Rows are named tuples with the
-    # columns' names; psycopg returns them already typed (uuid, aware UTC datetimes, dict,
-    # list), the status as its text value.
-    dbapi = cast("psycopg.Connection[Any]", session.connection().connection.dbapi_connection)
+def postgis_pending_near(connection: Any, latitude: float, longitude: float,
+                         radius_m: float, limit: int) -> list[NearbyOrder]:
+    """``find_pending_near`` on a psycopg connection (``Database.dbapi_read``, or a session's).
+
+    On psycopg's own cursor: the statement is fixed and its values are plain, so SQLAlchemy's
+    execution and result layers only cost time here (~40 % of this function's). Rows are named
+    tuples with the columns' names; psycopg returns them already typed (uuid, aware UTC
+    datetimes, dict, list), the status as its text value."""
+    dbapi = cast("psycopg.Connection[Any]", connection)
     with dbapi.cursor(row_factory=namedtuple_row) as cursor:
         set_json_loads(_json_loads, cursor)
         cursor.execute(_postgis_nearby_sql(), {"lat": latitude, "lon": longitude,

@@ -99,3 +99,25 @@ def test_get_requests_run_in_autocommit_and_writes_in_transactions(
         event.remove(engine, "before_cursor_execute", record)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM live_stream_orders")).scalar() == 1
+
+
+def test_dbapi_read_lends_a_pooled_connection_in_autocommit(database: Database) -> None:
+    with database.dbapi_read() as connection:
+        assert connection.autocommit is True
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+        lent = connection
+    assert lent.autocommit is False and not lent.closed  # back in the pool, as it was
+    with database.engine.connect() as again:  # the pool hands the same connection out again
+        assert again.connection.dbapi_connection is lent
+
+
+def test_dbapi_read_uses_the_bound_connection(database: Database) -> None:
+    with database.engine.connect() as connection:
+        outer = connection.begin()
+        database.bind_to_connection(connection)
+        try:
+            with database.dbapi_read() as lent:
+                assert lent is connection.connection.dbapi_connection
+        finally:
+            database.unbind()
+            outer.rollback()
