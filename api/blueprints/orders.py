@@ -118,9 +118,12 @@ class NearbyOrders(MethodView):
                 found = order_queries.postgis_pending_near(connection, *where)
         else:
             found = order_queries.find_pending_near(db.session(), *where)
-        items = [order_json(near.order) | {"distanceMeters": round(near.distance_m, 1),
-                                           "creatorName": near.creator_name}
-                 for near in found]
+        items = []
+        for near in found:
+            item = order_json(near.order)  # a fresh dict: extended in place, not copied
+            item["distanceMeters"] = round(near.distance_m, 1)
+            item["creatorName"] = near.creator_name
+            items.append(item)
         return Serialized({"items": items})
 
 
