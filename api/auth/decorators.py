@@ -11,9 +11,11 @@ from copy import deepcopy
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
+from flask import g
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from werkzeug.exceptions import Unauthorized
 
+from api.auth.tokens import verify_access_token
 from api.services import services
 from db.models import User
 from db.queries.users import find_verification_status
@@ -25,8 +27,9 @@ BEARER_SCHEME = "bearerAuth"
 
 
 def current_caller() -> Caller:
-    """Who is calling (id, role, verification), as checked by the token check."""
-    caller: Caller = get_current_user()
+    """Who is calling (id and role), as checked by the token check (``@authenticated``, or
+    flask-jwt-extended's for the ``token_required`` auth endpoints)."""
+    caller: Caller = g.get("taplive_caller") or get_current_user()
     return caller
 
 
@@ -48,8 +51,7 @@ def authenticated(*permissions: Permission, verified: bool = False) -> Callable[
     def decorator(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
-            caller = current_caller()
+            caller = verify_access_token()
             caller.require(needed)
             if verified and caller.role in PROVIDER_ROLES:
                 status = find_verification_status(services().db.session(), caller.id)

@@ -37,7 +37,13 @@ from flask_jwt_extended import (
     create_refresh_token,
     decode_token,
 )
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended.exceptions import (
+    JWTExtendedException,
+    NoAuthorizationError,
+    RevokedTokenError,
+    UserLookupError,
+    WrongTokenError,
+)
 from jwt import PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -247,7 +253,7 @@ def _current_generation(user_id: uuid.UUID, claimed: int) -> int | None:
     is none or it is older than the token's own (a copy left stale by a lost publish: tokens
     only carry generations the database once had), the database's, which then refreshes the
     copy. None if the account is gone or erased."""
-    known = g.pop("_taplive_generation", None)
+    known = g.get("_taplive_generation")
     if known is not None and known[0] == user_id and known[1] >= claimed:
         return int(known[1])
     current = user_queries.find_token_generation(services().db.session(), user_id)
@@ -272,6 +278,28 @@ def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> Caller | Non
         return None
     user_id_var.set(str(user_id))
     return Caller(user_id, role)
+
+
+def verify_access_token() -> Caller:
+    """The ``@authenticated`` check: a valid, unrevoked access token in the Authorization
+    header, and its caller. The same steps and the same errors (and so the same 401 answers)
+    as flask-jwt-extended's ``verify_jwt_in_request()`` for a header token, without its
+    per-request machinery around them (the token locations loop, and a second, uncached parse
+    of the token's header by PyJWT): ~5 % of a fast endpoint. The scheme is matched
+    case-insensitively, as RFC 6750 has it."""
+    token = bearer_token()
+    if token is None:
+        raise NoAuthorizationError("Missing Authorization Header")
+    claims = dict(decode_token(token))  # full verification, through CachingJWTManager
+    if claims.get("type") != "access":
+        raise WrongTokenError("Only non-refresh tokens are allowed")
+    if _is_revoked({}, claims):
+        raise RevokedTokenError({}, claims)
+    caller = _load_user({}, claims)
+    if caller is None:
+        raise UserLookupError("The token's account is not available", {}, claims)
+    g.taplive_caller = caller
+    return caller
 
 
 def generation_register() -> generations.GenerationRegister:

@@ -192,3 +192,10 @@ def test_a_token_is_verified_once_then_served_from_the_cache(
     # Revocation still bites on a cached token: logout-all bumps the generation.
     assert client.post("/api/v1/auth/logout-all", headers=headers).status_code == 200
     _assert_401(client.get(ME, headers=headers), "TOKEN_REVOKED")
+
+
+def test_the_bearer_scheme_is_case_insensitive(client: FlaskClient, db_session: Session) -> None:
+    """RFC 6750 (via RFC 7235): the auth scheme is matched case-insensitively."""
+    token = access_token(UserFactory())
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        assert client.get(ME, headers={"Authorization": f"{scheme} {token}"}).status_code == 200
