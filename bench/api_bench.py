@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -66,6 +67,32 @@ class Result:
     p99_ms: float
     errors: int
     ratio_to_ceiling: float = 0.0
+    #: CPU microseconds per request by process group (``--cpu``).
+    cpu_us: dict[str, float] | None = None
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU time used so far by the server's, PostgreSQL's and Redis's processes (Linux /proc),
+    and by this process's finished children (wrk)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {"python (gunicorn)": 0.0, "postgresql": 0.0, "redis": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        group = ("postgresql" if name.startswith("postgres") else
+                 "python (gunicorn)" if b"gunicorn" in cmdline else
+                 "redis" if name.startswith("redis-server") else None)
+        if group:
+            groups[group] += used
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    groups["wrk"] = children.ru_utime + children.ru_stime
+    return groups
 
 
 def _free_port() -> int:
@@ -238,6 +265,8 @@ def main() -> int:
                         help="threads per worker (>1 = the gthread worker, with keep-alive)")
     parser.add_argument("--quick", action="store_true", help="10k orders, 5 s per scenario")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--cpu", action="store_true",
+                        help="also report CPU per request by process (Linux /proc)")
     args = parser.parse_args()
     if args.quick:
         args.orders, args.duration = 10_000, 5
@@ -306,9 +335,14 @@ def main() -> int:
             round_results = []
             for label, target, script in scenarios:
                 _wrk(target, script, 2, connections)  # warm-up
+                before = _cpu_seconds() if args.cpu else {}
                 rps, p50, p99, errors = _wrk(target, script, args.duration, connections)
+                cpu = None
+                if args.cpu:
+                    after, done = _cpu_seconds(), rps * args.duration
+                    cpu = {k: (after[k] - before[k]) / done * 1e6 for k in after}
                 round_results.append(Result(f"{label} @ c={connections}", rps, p50, p99,
-                                            errors))
+                                            errors, cpu_us=cpu))
             ceiling = round_results[0].requests_per_s
             for result in round_results:
                 result.ratio_to_ceiling = result.requests_per_s / ceiling
@@ -334,6 +368,14 @@ def main() -> int:
             f"| {r.scenario} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
             f"{r.errors} | {r.ratio_to_ceiling:.0%} |"
         )
+    if args.cpu:
+        groups = list(results[0].cpu_us or {})
+        print("\nCPU per request, microseconds (all processes of each kind):\n")
+        print("| scenario | " + " | ".join(groups) + " |")
+        print("| --- |" + " ---: |" * len(groups))
+        for r in results:
+            cpu = r.cpu_us or {}
+            print(f"| {r.scenario} | " + " | ".join(f"{cpu[g]:,.0f}" for g in groups) + " |")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
