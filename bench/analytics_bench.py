@@ -22,18 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
+from bench.scratch import create_database, drop_database
 from core.embedded_redis import start_redis_server
 from db import migrate
 from db.models import Order, OrderApplication, PaymentTransaction, User
-from db.session import make_engine, normalise_database_url
+from db.session import make_engine
 from domain import analytics
 from domain.enums import ApplicationStatus, OrderStatus, PaymentStatus, UserRole
-
-ADMIN_URL = normalise_database_url("postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def _seed(session: Session, orders: int, rng: random.Random) -> uuid.UUID:
@@ -95,11 +93,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    name = f"taplive_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    name, url = create_database()
     server, redis_url = start_redis_server(Path(tempfile.mkdtemp()), persist=False)
     engine = make_engine(url)
     try:
@@ -131,9 +125,7 @@ def main() -> int:
         engine.dispose()
         server.terminate()
         server.wait(timeout=10)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(name)
     return 0
 
 

@@ -38,11 +38,10 @@ from typing import Any
 
 import redis
 from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+
+from bench.scratch import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = os.environ.get(
-    "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
 NYC = (40.7128, -74.0060)
@@ -172,11 +171,7 @@ def main() -> None:
     if args.quick:
         args.providers, args.orders, args.warmup = 500, 30, 3
     rng = random.Random(20261202)
-    name = f"taplive_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    name, url = create_database()
     store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     store.flushdb()
     worker: subprocess.Popen[bytes] | None = None
@@ -214,9 +209,7 @@ def main() -> None:
         if worker is not None:
             _stop_worker(worker)
         store.flushdb()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(name)
 
 
 def _report(args: argparse.Namespace, samples: list[dict[str, float]], lost: int,

@@ -21,14 +21,11 @@ import pstats
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from bench.api_bench import ADMIN_URL, CITIES, REDIS_URL, SECRET, _seed
+from bench.api_bench import CITIES, REDIS_URL, SECRET, _seed
+from bench.scratch import create_database, drop_database
 
 CREATE_BODY = {
     "title": "Bench stream",
@@ -80,11 +77,7 @@ def main() -> int:
     parser.add_argument("--profile", help="cProfile this scenario instead of timing all")
     args = parser.parse_args()
 
-    name = f"taplive_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    name, url = create_database()
     try:
         creator_id, provider_id = _seed(url, args.orders)
         os.environ.update(DATABASE_URL=url, REDIS_URL=REDIS_URL, SECRET_KEY=SECRET,
@@ -127,9 +120,7 @@ def main() -> int:
         for label, cost in costs.items():
             print(f"| {label} | {cost:,.0f} | {cost / costs['health']:.1f} |")
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(name)
     return 0
 
 
