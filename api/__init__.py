@@ -10,6 +10,7 @@ from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
 from api.no_sessions import NoSessions
 from api.payment_services import init_payments
+from api.read_cache import ReadCache
 from api.request_hooks import register_request_hooks
 from api.services import Services
 from api.smorest import Api, Blueprint
@@ -87,6 +88,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         redis=make_redis(settings.redis_url, settings.readiness_timeout_s),
         cursors=CursorCodec(settings.secret_key),
     )
+
+    read_cache = app.extensions["taplive_read_cache"] = ReadCache(
+        app.extensions["taplive"].redis, settings.read_cache_ttl_s)
+    app.extensions["taplive"].db.on_commit(read_cache.invalidate_committed_changes)
 
     api = Api(app)
     for blueprint, prefix in _blueprints():

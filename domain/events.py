@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.context import request_id_var
 from db.lifecycle_models import OrderEvent, OutboxMessage
 from db.models import Order
+from db.session import note_for_commit
 from db.types import utcnow
 from domain.order_states import Actor
 
@@ -42,7 +43,21 @@ def outbox_values(topic: str, aggregate_id: str, payload: dict[str, Any],
 def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any]) -> None:
     """Queue an event for publication after commit (transactional outbox)."""
     session.add(OutboxMessage(**outbox_values(topic, aggregate_id, payload, utcnow())))
+    if "orderId" in payload and "creatorId" in payload:  # an order snapshot, not a side event
+        note_order_view_changed(session, payload)
     mark_outbox_pending(session)
+
+
+#: ``note_for_commit`` topic: (order id, creator id, provider id) of every committed change to
+#: an order as the API shows it (``api/read_cache.py`` invalidates its cached reads with it);
+#: ("*",) for a change too wide to list (erasure's scrub).
+ORDER_VIEW_CHANGED = "order_view_changed"
+
+
+def note_order_view_changed(session: Session, payload: dict[str, Any]) -> None:
+    """From an order event's payload (``order_snapshot``): who sees this order."""
+    note_for_commit(session, ORDER_VIEW_CHANGED,
+                    (payload["orderId"], payload["creatorId"], payload.get("providerId")))
 
 
 def mark_outbox_pending(session: Session) -> None:
@@ -92,4 +107,5 @@ def record_order_event(
         reason=reason, data=data)
     session.add(OrderEvent(**history))
     session.add(OutboxMessage(**message))
+    note_order_view_changed(session, message["payload"])
     mark_outbox_pending(session)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from domain.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from domain.events import (
     emit,
     mark_outbox_pending,
+    note_order_view_changed,
     order_event_values,
     order_snapshot,
     record_order_event,
@@ -123,17 +124,49 @@ def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rul
         row = order_queries.insert_served_order(session, values, history, message)
         if row is None:
             raise _outside_areas()
+        note_order_view_changed(session, message["payload"])
         mark_outbox_pending(session)
         return row
     _check_area(session, draft.latitude, draft.longitude)
     session.add(order)
     session.flush()
     session.add_all([OrderEvent(**history), OutboxMessage(**message)])
+    note_order_view_changed(session, message["payload"])
     mark_outbox_pending(session)
     return order
 
 
-def actor_for(user: User, order: Order) -> Actor | None:
+class Party(Protocol):
+    """Who asks (an account row, or the token's ``Caller``)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def role(self) -> UserRole: ...
+
+
+class Parties(Protocol):
+    """What decides who sees an order (an ``Order``, or ``OrderParties`` from a cached view)."""
+
+    @property
+    def creator_id(self) -> uuid.UUID: ...
+
+    @property
+    def provider_id(self) -> uuid.UUID | None: ...
+
+    @property
+    def status(self) -> OrderStatus: ...
+
+
+@dataclass(frozen=True)
+class OrderParties:
+    creator_id: uuid.UUID
+    provider_id: uuid.UUID | None
+    status: OrderStatus
+
+
+def actor_for(user: Party, order: Parties) -> Actor | None:
     """The user's part in this order, if any (admins act as admin on any order)."""
     if order.creator_id == user.id:
         return Actor.CREATOR
@@ -144,7 +177,7 @@ def actor_for(user: User, order: Order) -> Actor | None:
     return None
 
 
-def can_view(user: User, order: Order, *, may_apply: bool) -> bool:
+def can_view(user: Party, order: Parties, *, may_apply: bool) -> bool:
     """Participants and admins see an order; providers also see pending ones they could take."""
     return actor_for(user, order) is not None or (
         may_apply and order.status is OrderStatus.PENDING

@@ -35,6 +35,7 @@ from domain.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from domain.events import ORDER_VIEW_CHANGED
 from domain.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from domain.permissions import PROVIDER_ROLES, sorted_permissions
 
@@ -318,6 +319,8 @@ def erase(session: Session, user: User, *, password: str) -> None:
     audit.record(session, AuditEventType.ERASED, actor_id=user.id)
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too
+    # The scrub rewrites orders the API may hold cached for their counterparties.
+    note_for_commit(session, ORDER_VIEW_CHANGED, ("*",))
     session.commit()
 
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
 from api.auth import authenticated, current_caller, current_user
@@ -21,6 +22,7 @@ from api.blueprints.order_schemas import (
     order_json,
 )
 from api.fields import page_payload
+from api.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 from api.services import services
 from api.smorest import Blueprint, Serialized
 from db.models import Order
@@ -28,6 +30,7 @@ from db.pagination import paginate
 from db.queries import orders as order_queries
 from domain import orders
 from domain.enums import OrderStatus
+from domain.errors import NotFound
 from domain.permissions import Permission, permissions_for
 
 blp = Blueprint("orders", __name__,
@@ -41,6 +44,11 @@ def rules() -> orders.OrderRules:
         max_schedule_ahead_days=s.order_max_schedule_ahead_days,
         dispute_window_hours=s.dispute_window_hours,
     )
+
+
+def read_cache() -> ReadCache:
+    cache: ReadCache = current_app.extensions["taplive_read_cache"]
+    return cache
 
 
 def may_apply() -> bool:
@@ -81,18 +89,28 @@ class Orders(MethodView):
     @blp.response(200, OrderPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List my orders (as creator and/or assigned provider), newest first."""
-        user = current_user()
-        flt = order_queries.OrderFilter(
-            user_id=user.id, as_creator=args["role"] in ("creator", "any"),
-            as_provider=args["role"] in ("provider", "any"),
-            status=OrderStatus(args["status"]) if args["status"] else None, tag=args["tag"],
-            created_from=args["createdFrom"], created_to=args["createdTo"],
-        )
-        session = services().db.session()
-        page = paginate(session, order_queries.select_for_user(session, flt),
-                        created_col=Order.created_at, id_col=Order.id,
-                        codec=services().cursors, limit=args["limit"], cursor=args["cursor"])
-        return page_payload(page, [order_json(order) for order in page.items])
+        caller = current_caller()
+
+        def page() -> dict[str, Any]:
+            flt = order_queries.OrderFilter(
+                user_id=caller.id, as_creator=args["role"] in ("creator", "any"),
+                as_provider=args["role"] in ("provider", "any"),
+                status=OrderStatus(args["status"]) if args["status"] else None,
+                tag=args["tag"], created_from=args["createdFrom"],
+                created_to=args["createdTo"],
+            )
+            session = services().db.session()
+            found = paginate(session, order_queries.select_for_user(session, flt),
+                             created_col=Order.created_at, id_col=Order.id,
+                             codec=services().cursors, limit=args["limit"],
+                             cursor=args["cursor"])
+            return page_payload(found, [order_json(order) for order in found.items])
+
+        # Cached per caller and arguments; any change to one of the caller's orders bumps the
+        # caller's version (api/read_cache.py).
+        return Serialized(read_cache().read(
+            user_orders_version_key(caller.id),
+            entry_key("orders", caller.id, sorted(args.items(), key=lambda kv: kv[0])), page))
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderCreateSchema)
@@ -133,9 +151,20 @@ class OrderItem(MethodView):
     @blp.response(200, OrderEnvelopeSchema)
     def get(self, order_id: uuid.UUID) -> dict[str, Any]:
         """Read one order (participants, admins, and providers while it is pending)."""
-        order = orders.load_visible(services().db.session(), order_id, current_user(),
-                                    may_apply=may_apply())
-        return Serialized({"order": order_json(order)})
+
+        def load() -> dict[str, Any] | None:
+            order = order_queries.find_by_id(services().db.session(), order_id)
+            return None if order is None else order_json(order)
+
+        # The order is cached for every viewer; who may see it is checked on every request.
+        found = read_cache().read(order_version_key(order_id), entry_key("order", order_id),
+                                  load)
+        if found is None or not orders.can_view(current_caller(), orders.OrderParties(
+                creator_id=uuid.UUID(found["creatorId"]),
+                provider_id=uuid.UUID(found["providerId"]) if found["providerId"] else None,
+                status=OrderStatus(found["status"])), may_apply=may_apply()):
+            raise NotFound("Order not found.")
+        return Serialized({"order": found})
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderUpdateSchema)
