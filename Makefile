@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.matching_bench
 	$(BIN)/python -m bench.matching_e2e_bench
 	$(BIN)/python -m bench.analytics_bench
+	$(BIN)/python -m bench.cache_bench
 	$(BIN)/python -m bench.api_bench
 
 clean:

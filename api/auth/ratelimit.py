@@ -57,7 +57,7 @@ def _identify() -> Principal:
     claims = tokens.decode(token) if token else None
     if claims is not None and claims.get("type") == "access" and claims.get("jti"):
         try:
-            denied = tokens.is_denied(str(claims["jti"]))
+            denied = tokens.is_denied(claims)
         except redis.RedisError:  # Redis down: the token check itself will answer 503
             denied = True
         if not denied:

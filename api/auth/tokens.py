@@ -199,15 +199,6 @@ def revoke(claims: Mapping[str, Any]) -> None:
     services().redis.set(DENYLIST_PREFIX + str(claims["jti"]), "1", ex=ttl)
 
 
-def is_denied(jti: str) -> bool:
-    """Whether ``jti`` is on the denylist; answered once per request (the rate limiter asks
-    too). Raises redis.RedisError when Redis is unreachable."""
-    cache: dict[str, bool] = g.setdefault("_taplive_denied", {})
-    if jti not in cache:
-        cache[jti] = bool(services().redis.exists(DENYLIST_PREFIX + jti))
-    return cache[jti]
-
-
 def _subject(payload: Mapping[str, Any]) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(payload["sub"]))
@@ -215,47 +206,55 @@ def _subject(payload: Mapping[str, Any]) -> uuid.UUID | None:
         return None
 
 
+def _revocation_state(claims: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """Whether the token is on the denylist, and Redis's copy of its account's token
+    generation (None if there is none), in one Redis command (MGET), once per request: the
+    rate limiter and the token check both ask. When the caller's activity is due for a mark,
+    it rides in the same round trip (a request with a correctly signed token of the account is
+    activity, even if the token is then refused; an erased account's marks are dropped by the
+    flush). Raises redis.RedisError when Redis is unreachable."""
+    jti = str(claims["jti"])
+    cache: dict[str, tuple[bool, int | None]] = g.setdefault("_taplive_revocation", {})
+    if jti not in cache:
+        user_id = _subject(claims)  # None: the user lookup refuses the token
+        keys = [DENYLIST_PREFIX + jti]
+        if user_id is not None:
+            keys.append(generations.key(user_id))
+        client = services().redis
+        if user_id is not None and activity.due(user_id):
+            pipe = client.pipeline(transaction=False)
+            pipe.mget(keys)
+            activity.mark(pipe, user_id)
+            values = pipe.execute()[0]
+        else:
+            values = client.mget(keys)
+        generation = values[1] if user_id is not None else None
+        cache[jti] = (values[0] is not None, None if generation is None else int(generation))
+    return cache[jti]
+
+
+def is_denied(claims: Mapping[str, Any]) -> bool:
+    """Whether the token (which has a ``jti``) is on the denylist (see ``_revocation_state``)."""
+    return _revocation_state(claims)[0]
+
+
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """The denylist check. The same Redis command (MGET) reads the account's current token
-    generation (for ``_load_user``); when the caller's activity is due for a mark, that rides
-    in the same round trip (a request with a correctly signed token of the account is
-    activity, even if the token is then refused for its generation; an erased account's marks
-    are dropped by the flush)."""
-    jti = payload.get("jti")
-    if not jti:
+    if not payload.get("jti"):
         return True  # every token we mint has one
-    cache: dict[str, bool] = g.setdefault("_taplive_denied", {})
     try:
-        if str(jti) not in cache:
-            user_id = _subject(payload)  # None: the user lookup refuses the token
-            keys = [DENYLIST_PREFIX + str(jti)]
-            if user_id is not None:
-                keys.append(generations.key(user_id))
-            client = services().redis
-            if user_id is not None and activity.due(user_id):
-                pipe = client.pipeline(transaction=False)
-                pipe.mget(keys)
-                activity.mark(pipe, user_id)
-                values = pipe.execute()[0]
-            else:
-                values = client.mget(keys)
-            cache[str(jti)] = values[0] is not None
-            if user_id is not None and values[1] is not None:
-                g._taplive_generation = (user_id, int(values[1]))
-        return cache[str(jti)]
+        return is_denied(payload)
     except redis.RedisError as exc:
         # Fail closed: without the denylist a logged-out token could be replayed.
         raise ServiceUnavailable("Authentication is temporarily unavailable.") from exc
 
 
-def _current_generation(user_id: uuid.UUID, claimed: int) -> int | None:
-    """The account's token generation: Redis's copy (read with the denylist), or, when there
-    is none or it is older than the token's own (a copy left stale by a lost publish: tokens
-    only carry generations the database once had), the database's, which then refreshes the
-    copy. None if the account is gone or erased."""
-    known = g.get("_taplive_generation")
-    if known is not None and known[0] == user_id and known[1] >= claimed:
-        return int(known[1])
+def _current_generation(user_id: uuid.UUID, claimed: int, known: int | None) -> int | None:
+    """The account's token generation: ``known``, Redis's copy (read with the denylist), or,
+    when there is none or it is older than the token's own (a copy left stale by a lost
+    publish: tokens only carry generations the database once had), the database's, which then
+    refreshes the copy. None if the account is gone or erased."""
+    if known is not None and known >= claimed:
+        return known
     current = user_queries.find_token_generation(services().db.session(), user_id)
     if current is None:
         return None
@@ -272,9 +271,12 @@ def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> Caller | Non
     try:
         role = UserRole(payload["role"])
         claimed = int(payload["gen"])
+        known = _revocation_state(payload)[1]  # answered by the denylist check, no new I/O
     except (KeyError, TypeError, ValueError):
         return None
-    if user_id is None or _current_generation(user_id, claimed) != claimed:
+    except redis.RedisError as exc:
+        raise ServiceUnavailable("Authentication is temporarily unavailable.") from exc
+    if user_id is None or _current_generation(user_id, claimed, known) != claimed:
         return None
     user_id_var.set(str(user_id))
     return Caller(user_id, role)

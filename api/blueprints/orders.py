@@ -110,7 +110,7 @@ class Orders(MethodView):
         # caller's version (api/read_cache.py).
         return Serialized(read_cache().read(
             user_orders_version_key(caller.id),
-            entry_key("orders", caller.id, sorted(args.items(), key=lambda kv: kv[0])), page))
+            entry_key("orders", caller.id, sorted(args.items())), page))
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderCreateSchema)

@@ -183,3 +183,28 @@ def test_a_dead_redis_degrades_instead_of_failing(pg_url: str, db_session: Sessi
     finally:
         database.unbind()
         database.engine.dispose()
+
+
+def test_with_limits_on_the_token_check_still_reads_no_database(
+        caller: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter asks whether the token is denied before the token check does; both share
+    one Redis read, which also brings the account's token generation, so a request whose
+    generation copy is in Redis needs no database statement to be authenticated."""
+    from db.queries import users as user_queries
+
+    reads: list[object] = []
+    real = user_queries.find_token_generation
+
+    def counting(*args: Any) -> Any:
+        reads.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(user_queries, "find_token_generation", counting)
+    headers = auth_headers(UserFactory())
+    client = caller()
+    assert client.open("GET", ME, headers=headers).status_code == 200
+    first = len(reads)  # at most one: fills the Redis copy
+    assert first <= 1
+    for _ in range(3):
+        assert client.open("GET", ME, headers=headers).status_code == 200
+    assert len(reads) == first
