@@ -1,6 +1,12 @@
-"""Celery entry point: ``celery -A celery_app worker`` / ``celery -A celery_app beat``."""
+"""Celery entry point: ``celery -A celery_app worker`` / ``celery -A celery_app beat``.
 
-from api import create_app
+Builds the composition root and the Celery app from settings, and nothing of the HTTP layer."""
 
-flask_app = create_app()
-celery = flask_app.extensions["celery"]
+from core.config import load_settings
+from core.logging import configure_logging
+from services import build_services
+from workers.celery_factory import make_celery
+
+settings = load_settings()
+configure_logging(settings.service_name, settings.log_level, settings.log_format)
+celery = make_celery(build_services(settings))

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 
 from api.auth import init_auth
 from api.errors import register_error_handlers
 from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
 from api.no_sessions import NoSessions
-from api.payment_services import init_payments
-from api.read_cache import ReadCache
 from api.request_hooks import register_request_hooks
-from api.services import Services
 from api.smorest import Api, Blueprint
 from api.unit_of_work import register_unit_of_work
 from core.config import Settings, load_settings
 from core.logging import configure_logging
-from core.redis import make_redis
-from db.pagination import CursorCodec
-from db.session import Database, make_engine
+from services import Services, build_services
+from workers.celery_factory import make_celery
 
 
 def _blueprints() -> list[tuple[Blueprint, str]]:
@@ -55,8 +51,12 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
     ]
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
+    """The WSGI app over a composition root: the one given (a process that already built its
+    root), else one built from ``settings`` (else from the environment)."""
+    if services is None:
+        services = build_services(settings or load_settings())
+    settings = services.settings
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
 
     app = Flask("taplive")
@@ -76,22 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
     )
-    app.extensions["taplive"] = Services(
-        settings=settings,
-        db=Database(
-            make_engine(
-                settings.database_url,
-                pool_size=settings.db_pool_size,
-                statement_timeout_ms=settings.db_statement_timeout_ms,
-            )
-        ),
-        redis=make_redis(settings.redis_url, settings.readiness_timeout_s),
-        cursors=CursorCodec(settings.secret_key),
-    )
-
-    read_cache = app.extensions["taplive_read_cache"] = ReadCache(
-        app.extensions["taplive"].redis, settings.read_cache_ttl_s)
-    app.extensions["taplive"].db.on_commit(read_cache.invalidate_committed_changes)
+    app.extensions["taplive"] = services
 
     api = Api(app)
     for blueprint, prefix in _blueprints():
@@ -101,9 +86,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_auth(app, api, settings)
     register_unit_of_work(app)
     register_metrics(app)
-
-    from workers.celery_factory import celery_init_app
-
-    celery_init_app(app)
-    init_payments(app, settings)
+    # The API sends tasks (the outbox kick) through the same Celery app the workers run.
+    app.extensions["celery"] = make_celery(services)
+    limiter = app.extensions.get("taplive_limiter")
+    if limiter is not None:
+        # The processor delivers events in bursts from a few addresses: its signature, not
+        # the anonymous per-IP budget, guards this endpoint (and a 429 would only delay money).
+        limiter.request_filter(lambda: request.blueprint == "webhooks")
     return app

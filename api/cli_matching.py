@@ -20,7 +20,7 @@ from api.services import services
 from domain import matching_service
 from domain.locations import PresenceRegistry
 from domain.matching_service import MatchingRules, RematchReport
-from workers.provider_index import ProviderIndexHolder
+from domain.provider_index import ProviderIndexHolder
 
 
 def parse_region(_ctx: click.Context | None, _param: click.Parameter | None,

@@ -1,29 +1,20 @@
-"""The per-app bundle of long-lived collaborators (settings, database, Redis, cursor codec).
-
-Stored in ``app.extensions["taplive"]`` so several apps can live in one process (tests do this)
-and tasks reach the same objects through the Flask app context.
-"""
+"""How the web layer reaches the composition root: the app it serves was built with one
+(``api.create_app``), kept in ``app.extensions["taplive"]``. Views call ``services()``; nothing
+below ``api/`` does (tasks use ``self.services``, commands take what they need as arguments)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import redis
 from flask import current_app
 
-from core.config import Settings
-from db.pagination import CursorCodec
-from db.session import Database
+from services import Payments, Services
 
-
-@dataclass
-class Services:
-    settings: Settings
-    db: Database
-    redis: redis.Redis
-    cursors: CursorCodec
+__all__ = ["Services", "payments", "services"]
 
 
 def services() -> Services:
     svc: Services = current_app.extensions["taplive"]
     return svc
+
+
+def payments() -> Payments:
+    return services().payments

@@ -10,21 +10,19 @@ writes costs one Celery message instead of one each. Rows are claimed with
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import suppress
 from datetime import UTC, datetime
 
 import redis
-from celery import Celery, Task, shared_task
+from celery import Celery, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services import services
 from db.lifecycle_models import OutboxMessage
+from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
-EVENTS_CHANNEL = "taplive:events"
 DRAIN_TASK = "events.drain_outbox"
 BATCH = 500
 #: Set (NX) by the commit that sends a kick, deleted by the drain when it starts: while it
@@ -50,9 +48,9 @@ FOLLOW_UPS: dict[str, tuple[str, ...]] = {
 
 @shared_task(name=DRAIN_TASK, bind=True, time_limit=60, soft_time_limit=50,
              ignore_result=True)
-def drain_outbox(self: Task) -> int:
+def drain_outbox(self: ServicesTask) -> int:
     """Publish every unpublished outbox row, oldest first. Returns how many were published."""
-    svc = services()
+    svc = self.services
     try:
         # Before reading: a commit after this point sends a kick of its own.
         svc.redis.delete(KICK_KEY)
@@ -70,14 +68,11 @@ def drain_outbox(self: Task) -> int:
             ))
             if not rows:
                 return published
-            pipe = svc.redis.pipeline(transaction=False)
-            for row in rows:
-                pipe.publish(EVENTS_CHANNEL, json.dumps({
-                    "id": row.id, "topic": row.topic, "aggregateId": row.aggregate_id,
-                    "payload": row.payload, "requestId": row.request_id,
-                    "createdAt": row.created_at.isoformat(),
-                }))
-            pipe.execute()
+            svc.events.publish_many({
+                "id": row.id, "topic": row.topic, "aggregateId": row.aggregate_id,
+                "payload": row.payload, "requestId": row.request_id,
+                "createdAt": row.created_at.isoformat(),
+            } for row in rows)
             for row in rows:
                 for task_name in FOLLOW_UPS.get(row.topic, ()):
                     self.app.send_task(task_name, args=[row.aggregate_id],

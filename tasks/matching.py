@@ -13,19 +13,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import Task, shared_task
-from flask import current_app
+from celery import shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.services import services
 from db.queries import matching as match_queries
 from domain import dispatch, matching_service
 from domain.locations import PresenceRegistry
 from domain.matching_service import MatchingRules
-from workers.provider_index import holder_for
+from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +51,14 @@ def _now() -> datetime:
 
 @shared_task(name="matching.match_order", bind=True, time_limit=30, soft_time_limit=20,
              ignore_result=True, **RETRY)
-def match_order(self: Task, order_id: str) -> int:
+def match_order(self: ServicesTask, order_id: str) -> int:
     """Invite the best live providers to a new order (follow-up of ``order:created``).
     Returns how many were invited by this run."""
     oid = parse_id(order_id)
     if oid is None:
         return 0
-    svc = services()
-    index = holder_for(current_app).get()
+    svc = self.services
+    index = svc.provider_index.get()
     with svc.db.transaction() as session:
         result = matching_service.match_order(
             session, oid, index, PresenceRegistry(svc.redis), _now(),
@@ -73,11 +71,11 @@ def match_order(self: Task, order_id: str) -> int:
 
 @shared_task(name="matching.rematch_all", bind=True, time_limit=55, soft_time_limit=50,
              ignore_result=True, **RETRY)
-def rematch_all(self: Task) -> dict[str, Any] | None:
+def rematch_all(self: ServicesTask) -> dict[str, Any] | None:
     """Beat, every minute: drop silent providers, then re-match every pending order against
     current positions in one batch. A Redis lock keeps overlapping ticks from doing the same
     work twice (the result would be the same anyway: the re-match is idempotent)."""
-    svc = services()
+    svc = self.services
     if not svc.redis.set(REMATCH_LOCK, "1", nx=True, ex=55):
         log.info("re-match skipped: another run holds the lock")
         return None
@@ -85,7 +83,7 @@ def rematch_all(self: Task) -> dict[str, Any] | None:
         registry = PresenceRegistry(svc.redis)
         rules = MatchingRules.from_settings(svc.settings)
         registry.drop_silent(_now().timestamp() - rules.offline_after_s)
-        index = holder_for(current_app).get(force=True)
+        index = svc.provider_index.get(force=True)
         with svc.db.transaction() as session:
             report = matching_service.rematch(session, index, registry, _now(), rules)
     finally:
@@ -96,14 +94,14 @@ def rematch_all(self: Task) -> dict[str, Any] | None:
 
 @shared_task(name="matching.expire_offer", bind=True, time_limit=20, soft_time_limit=15,
              ignore_result=True, **RETRY)
-def expire_offer(self: Task, match_id: str) -> str:
+def expire_offer(self: ServicesTask, match_id: str) -> str:
     """The auto-dispatch countdown (follow-up of ``dispatch:offered``): while the offer is open
     it re-schedules itself for the moment it expires; then the offer lapses and the next
     candidate gets one (whose own ``dispatch:offered`` starts the next countdown)."""
     mid = parse_id(match_id)
     if mid is None:
         return "gone"
-    svc = services()
+    svc = self.services
     ttl = timedelta(seconds=svc.settings.matching_offer_ttl_s)
     with svc.db.transaction() as session:
         outcome = dispatch.expire_offer(session, mid, _now(), ttl)
@@ -113,12 +111,12 @@ def expire_offer(self: Task, match_id: str) -> str:
     return outcome.state
 
 
-@shared_task(name="maintenance.sweep_presence", time_limit=30, soft_time_limit=25,
+@shared_task(name="maintenance.sweep_presence", bind=True, time_limit=30, soft_time_limit=25,
              ignore_result=True, **RETRY)
-def sweep_presence() -> int:
+def sweep_presence(self: ServicesTask) -> int:
     """Beat: providers silent for longer than PRESENCE_OFFLINE_AFTER_S leave the matching
     index (they stay online and return with their next location update)."""
-    svc = services()
+    svc = self.services
     cutoff = _now().timestamp() - svc.settings.presence_offline_after_s
     dropped = PresenceRegistry(svc.redis).drop_silent(cutoff)
     if dropped:
@@ -126,11 +124,12 @@ def sweep_presence() -> int:
     return len(dropped)
 
 
-@shared_task(name="maintenance.purge_location_history", time_limit=300, soft_time_limit=280,
+@shared_task(name="maintenance.purge_location_history", bind=True, time_limit=300,
+             soft_time_limit=280,
              ignore_result=True, **RETRY)
-def purge_location_history() -> int:
+def purge_location_history(self: ServicesTask) -> int:
     """Beat: delete location samples older than the retention period, in short batches."""
-    svc = services()
+    svc = self.services
     before = _now() - timedelta(days=svc.settings.location_history_retention_days)
     purged = 0
     while True:

@@ -7,21 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 
-from api.services import services
 from db.queries import orders as order_queries
 from domain import order_actions
+from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
 BATCH = 200
 
 
-@shared_task(name="maintenance.expire_orders", time_limit=120, soft_time_limit=100,
+@shared_task(name="maintenance.expire_orders", bind=True, time_limit=120, soft_time_limit=100,
              ignore_result=True)
-def expire_orders() -> int:
+def expire_orders(self: ServicesTask) -> int:
     """Cancel (reason ``expired``) pending orders past their time. Each order is its own
     transaction, re-checked under its row lock, so a tick that runs twice or overlaps another
     expires each order once."""
-    svc = services()
+    svc = self.services
     settings = svc.settings
     now = datetime.now(UTC)
     with svc.db.transaction() as session:

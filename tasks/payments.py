@@ -18,13 +18,13 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 from sqlalchemy.orm import Session
 
-from api.payment_services import payments
-from api.services import services
 from db.queries import payments as queries
 from domain.payments import capture as capture_cmd
 from domain.payments import holds, reconciliation, settlement
 from domain.payments.config import PaymentConfig
 from domain.payments.gateway import GatewayError, PaymentGateway, RateLimited, Unavailable
+from services import Services
+from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -41,16 +41,21 @@ MONEY_TASK = {
     "time_limit": 120,
     "soft_time_limit": 100,
     "ignore_result": True,
+    "bind": True,
 }
+# A 429 on one order's settlement: wait what the processor asks (Retry-After), else
+# exponential from this, capped. The wait is a Celery retry, never a sleep in the worker.
+SETTLE_BACKOFF_BASE_S = 2.0
+SETTLE_BACKOFF_CAP_S = 300.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _run(command: Command, order_id: str) -> str:
-    pay = payments()
-    with services().db.transaction() as session:
+def _run(svc: Services, command: Command, order_id: str) -> str:
+    pay = svc.payments
+    with svc.db.transaction() as session:
         outcome = command(session, pay.gateway, pay.config, uuid.UUID(order_id), _now())
     log.info("payment step", extra={"order": order_id, "step": command.__name__,
                                     "outcome": outcome})
@@ -58,52 +63,63 @@ def _run(command: Command, order_id: str) -> str:
 
 
 @shared_task(name="payments.authorize_hold", **MONEY_TASK)
-def authorize_hold(order_id: str) -> str:
+def authorize_hold(self: ServicesTask, order_id: str) -> str:
     """After every acceptance: hold the money unless the request already did."""
-    return _run(holds.authorize, order_id)
+    return _run(self.services, holds.authorize, order_id)
 
 
 @shared_task(name="payments.capture", **MONEY_TASK)
-def capture(order_id: str) -> str:
-    return _run(capture_cmd.capture, order_id)
+def capture(self: ServicesTask, order_id: str) -> str:
+    return _run(self.services, capture_cmd.capture, order_id)
 
 
 @shared_task(name="payments.release", **MONEY_TASK)
-def release(order_id: str) -> str:
-    return _run(holds.release, order_id)
+def release(self: ServicesTask, order_id: str) -> str:
+    return _run(self.services, holds.release, order_id)
 
 
 @shared_task(name="payments.apply_resolution", **MONEY_TASK)
-def apply_resolution(order_id: str) -> str:
-    return _run(capture_cmd.apply_resolution, order_id)
+def apply_resolution(self: ServicesTask, order_id: str) -> str:
+    return _run(self.services, capture_cmd.apply_resolution, order_id)
 
 
-def settle_one(order_id: uuid.UUID) -> bool:
-    """Both settlement steps of one order, each in its own transaction, with 429 backoff."""
-    pay, db = payments(), services().db
-
-    def split() -> bool:
-        with db.transaction() as session:
-            return settlement.split(session, pay.config, order_id, _now())
-
-    def pay_out() -> bool:
-        with db.transaction() as session:
-            return settlement.pay_out(session, pay.gateway, order_id, _now())
-
-    settlement.with_backoff(split, retries=pay.config.rate_limit_retries)
-    return settlement.with_backoff(pay_out, retries=pay.config.rate_limit_retries)
+def settle_one(svc: Services, order_id: uuid.UUID) -> bool:
+    """Both settlement steps of one order, each in its own transaction (a crash between them
+    leaves a state the next run picks up). Raises ``RateLimited`` on a 429: the caller decides
+    when to come back."""
+    pay = svc.payments
+    with svc.db.transaction() as session:
+        settlement.split(session, pay.config, order_id, _now())
+    with svc.db.transaction() as session:
+        return settlement.pay_out(session, pay.gateway, order_id, _now())
 
 
-@shared_task(name="payments.settle_order", **MONEY_TASK)
-def settle_order(order_id: str) -> bool:
-    return settle_one(uuid.UUID(order_id))
+def settle_backoff_s(retry_after: float | None, attempt: int) -> float:
+    """How long to wait before settling again after a 429."""
+    delay = retry_after if retry_after is not None else SETTLE_BACKOFF_BASE_S * 2**attempt
+    return min(SETTLE_BACKOFF_CAP_S, max(0.0, delay))
 
 
-def _each(ids: list[uuid.UUID], command: Command, what: str) -> int:
+@shared_task(name="payments.settle_order", **(MONEY_TASK | {"autoretry_for": (Unavailable,)}))
+def settle_order(self: ServicesTask, order_id: str) -> bool:
+    """Settle one order. A 429 is retried as a Celery retry after the processor's
+    Retry-After (the worker is free meanwhile), at most PAYMENT_RATE_LIMIT_RETRIES times."""
+    try:
+        return settle_one(self.services, uuid.UUID(order_id))
+    except RateLimited as exc:
+        retries = self.services.payments.config.rate_limit_retries
+        if self.request.retries >= retries:
+            raise
+        raise self.retry(exc=exc, countdown=settle_backoff_s(exc.retry_after,
+                                                             self.request.retries),
+                         max_retries=retries) from exc
+
+
+def _each(svc: Services, ids: list[uuid.UUID], command: Command, what: str) -> int:
     done = 0
     for order_id in ids:
         try:
-            _run(command, str(order_id))
+            _run(svc, command, str(order_id))
             done += 1
         except RateLimited:
             log.warning("%s: rate limited, the rest waits for the next tick", what)
@@ -113,50 +129,58 @@ def _each(ids: list[uuid.UUID], command: Command, what: str) -> int:
     return done
 
 
-@shared_task(name="payments.authorize_due", time_limit=300, soft_time_limit=280,
+@shared_task(name="payments.authorize_due", bind=True, time_limit=300, soft_time_limit=280,
              ignore_result=True)
-def authorize_due() -> int:
+def authorize_due(self: ServicesTask) -> int:
     """Far-future orders whose time to be authorised has come."""
-    with services().db.transaction() as session:
+    svc = self.services
+    with svc.db.transaction() as session:
         ids = queries.find_due_for_authorization(session, _now(), BATCH)
-    return _each(ids, holds.authorize, "authorize")
+    return _each(svc, ids, holds.authorize, "authorize")
 
 
-@shared_task(name="payments.renew_holds", time_limit=300, soft_time_limit=280,
+@shared_task(name="payments.renew_holds", bind=True, time_limit=300, soft_time_limit=280,
              ignore_result=True)
-def renew_holds() -> int:
+def renew_holds(self: ServicesTask) -> int:
     """Renew holds about to lapse (or flag the order when renewal is declined)."""
-    config = payments().config
-    with services().db.transaction() as session:
-        renew = queries.find_due_for_renewal(session, _now() + config.timing.renew_before,
-                                             BATCH)
-    return _each(renew, holds.renew, "renew")
+    svc = self.services
+    with svc.db.transaction() as session:
+        renew = queries.find_due_for_renewal(
+            session, _now() + svc.payments.config.timing.renew_before, BATCH)
+    return _each(svc, renew, holds.renew, "renew")
 
 
-@shared_task(name="payments.retry_captures", time_limit=300, soft_time_limit=280,
+@shared_task(name="payments.retry_captures", bind=True, time_limit=300, soft_time_limit=280,
              ignore_result=True)
-def retry_captures() -> int:
+def retry_captures(self: ServicesTask) -> int:
     """Capture completed orders whose capture task gave up (processor down longer than its
     retries): the capture command re-checks the escrow, so a capture that did happen is not
     repeated."""
-    with services().db.transaction() as session:
+    svc = self.services
+    with svc.db.transaction() as session:
         uncaptured = queries.find_captured_awaiting_completion(session, BATCH)
-    return _each(uncaptured, capture_cmd.capture, "capture")
+    return _each(svc, uncaptured, capture_cmd.capture, "capture")
 
 
-@shared_task(name="payments.settle_due", time_limit=600, soft_time_limit=570,
+@shared_task(name="payments.settle_due", bind=True, time_limit=600, soft_time_limit=570,
              ignore_result=True)
-def settle_due() -> int:
-    """Settle one batch of orders past their dispute window."""
-    config = payments().config
-    with services().db.transaction() as session:
-        ids = queries.find_due_for_settlement(session, _now(), config.settlement_batch)
+def settle_due(self: ServicesTask) -> int:
+    """Settle one batch of orders past their dispute window. On a 429 the rest of the batch
+    is handed to ``payments.settle_order`` (which waits out Retry-After as a Celery retry)
+    instead of sleeping here."""
+    svc = self.services
+    with svc.db.transaction() as session:
+        ids = queries.find_due_for_settlement(session, _now(), svc.payments.config.settlement_batch)
     settled = 0
-    for order_id in ids:
+    for position, order_id in enumerate(ids):
         try:
-            settled += settle_one(order_id)
-        except RateLimited:
-            log.warning("settlement rate limited: the rest of the batch waits")
+            settled += settle_one(svc, order_id)
+        except RateLimited as exc:
+            log.warning("settlement rate limited: the rest of the batch is queued")
+            countdown = settle_backoff_s(exc.retry_after, 0)
+            for waiting in ids[position:]:
+                self.app.send_task("payments.settle_order", args=[str(waiting)],
+                                   countdown=countdown)
             break
         except GatewayError:
             log.exception("settlement failed", extra={"order": str(order_id)})
@@ -165,21 +189,23 @@ def settle_due() -> int:
     return settled
 
 
-@shared_task(name="payments.reconcile", time_limit=600, soft_time_limit=570,
+@shared_task(name="payments.reconcile", bind=True, time_limit=600, soft_time_limit=570,
              ignore_result=True)
-def reconcile() -> int:
+def reconcile(self: ServicesTask) -> int:
     """Compare the ledger with the processor; returns the number of drifts found."""
-    lookback = timedelta(hours=services().settings.payment_reconcile_lookback_hours)
-    with services().db.transaction() as session:
-        run = reconciliation.reconcile(session, payments().gateway, _now(), lookback, 1000)
+    svc = self.services
+    lookback = timedelta(hours=svc.settings.payment_reconcile_lookback_hours)
+    with svc.db.transaction() as session:
+        run = reconciliation.reconcile(session, svc.payments.gateway, _now(), lookback, 1000)
         return len(run.drift)
 
 
-@shared_task(name="payments.sweep_orphan_holds", time_limit=300, soft_time_limit=280,
-             ignore_result=True)
-def sweep_orphan_holds() -> int:
-    pay = payments()
-    with services().db.transaction() as session:
+@shared_task(name="payments.sweep_orphan_holds", bind=True, time_limit=300,
+             soft_time_limit=280, ignore_result=True)
+def sweep_orphan_holds(self: ServicesTask) -> int:
+    svc = self.services
+    pay = svc.payments
+    with svc.db.transaction() as session:
         return len(reconciliation.sweep_orphan_holds(
             session, pay.gateway, _now(), pay.config.orphan_grace,
             pay.config.timing.validity + timedelta(days=1)))

@@ -1,33 +1,26 @@
-"""One Celery app built from the Flask app (Flask's own Celery pattern).
+"""One Celery app built from the composition root (``services.Services``), not from Flask.
 
-Every task runs inside the Flask app context, so it reaches the same ``Services`` (database,
-Redis, settings) as the API, and its scoped database session is removed when it ends.
+A worker or beat process builds the root and this app and nothing else: no HTTP app, no JWT
+manager, no rate limiter, no OpenAPI document. The API builds the same app from its own root
+to send tasks (the outbox kick). Tasks reach the root as ``self.services``
+(``tasks.base.ServicesTask``): one per process, never a module global, so tests can run several
+apps side by side.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
-
-from celery import Celery, Task
-from flask import Flask
 
 from beat_schedule import BEAT_SCHEDULE
+from services import Services
+from tasks.base import ServicesTask, TapLiveCelery
 from workers import queues
 
 
-def celery_init_app(app: Flask) -> Celery:
-    settings = app.extensions["taplive"].settings
-
-    class FlaskTask(Task):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                try:
-                    return self.run(*args, **kwargs)
-                finally:
-                    app.extensions["taplive"].db.session.remove()
-
-    celery = Celery(app.name, task_cls=FlaskTask)
+def make_celery(services: Services, name: str = "taplive") -> TapLiveCelery:
+    settings = services.settings
+    celery = TapLiveCelery(name, task_cls=ServicesTask)
+    celery.services = services
     celery.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,
@@ -65,7 +58,5 @@ def celery_init_app(app: Flask) -> Celery:
     import workers.signals  # noqa: F401  (connects the request-id signals)
     from tasks.events import kick_after_commit
 
-    svc = app.extensions["taplive"]
-    svc.db.on_commit(partial(kick_after_commit, celery, svc.redis))
-    app.extensions["celery"] = celery
+    services.db.on_commit(partial(kick_after_commit, celery, services.redis))
     return celery

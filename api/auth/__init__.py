@@ -39,11 +39,10 @@ def init_auth(app: Flask, api: Api, settings: Settings) -> None:
     hook (so a 429 carries the request id)."""
     from api.auth.client import init_client_context
     from api.auth.ratelimit import init_rate_limits
-    from api.auth.tokens import configure_jwt, init_generations
+    from api.auth.tokens import configure_jwt
 
     init_client_context(app, settings)
     configure_jwt(app, settings)
-    init_generations(app)
     api.spec.components.security_scheme(
         BEARER_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

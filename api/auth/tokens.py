@@ -11,7 +11,7 @@ Revocation, checked on every request:
   atomically with the password change that caused it, survives a Redis flush, and has no
   clock-granularity edge (``iat`` has whole seconds: a "revoked before T" marker would also kill
   a token minted in the same second). Requests read a copy kept in Redis
-  (``api.auth.generations``: why it cannot go stale).
+  (``domain.auth.generations``: why it cannot go stale).
 
 Cost per authenticated request (docs/benchmarks.md has the figures): a verified-claims cache hit
 (see ``CachingJWTManager``) and one Redis round trip (denylist and generation in one MGET, the
@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from cachetools import TLRUCache
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -47,13 +47,13 @@ from flask_jwt_extended.exceptions import (
 from jwt import PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
-from api.auth import activity, generations
 from api.errors import error_response
 from api.services import services
 from core.config import Settings
 from core.context import user_id_var
 from db.models import User
 from db.queries import users as user_queries
+from domain.auth import activity, generations
 from domain.enums import UserRole
 from domain.errors import ValidationFailed
 from domain.permissions import Caller, sorted_permissions
@@ -305,12 +305,4 @@ def verify_access_token() -> Caller:
 
 
 def generation_register() -> generations.GenerationRegister:
-    register: generations.GenerationRegister = current_app.extensions["taplive_generations"]
-    return register
-
-
-def init_generations(app: Flask) -> None:
-    """The Redis copy of token generations, and the hook that publishes committed bumps."""
-    svc = app.extensions["taplive"]
-    register = app.extensions["taplive_generations"] = generations.GenerationRegister(svc.redis)
-    svc.db.on_commit(register.publish_committed_bumps)
+    return services().generations

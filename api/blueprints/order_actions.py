@@ -16,8 +16,7 @@ from api.blueprints.order_schemas import (
     ResolveSchema,
 )
 from api.blueprints.orders import rules
-from api.payment_services import payments
-from api.services import services
+from api.services import payments, services
 from api.smorest import Blueprint
 from domain import order_actions
 from domain.locations import LocationStore

@@ -6,7 +6,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 
 from api.auth import authenticated, current_caller, current_user
@@ -22,12 +21,12 @@ from api.blueprints.order_schemas import (
     order_json,
 )
 from api.fields import page_payload
-from api.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 from api.services import services
 from api.smorest import Blueprint, Serialized
 from db.models import Order
 from db.pagination import paginate
 from db.queries import orders as order_queries
+from db.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 from domain import orders
 from domain.enums import OrderStatus
 from domain.errors import NotFound
@@ -47,8 +46,7 @@ def rules() -> orders.OrderRules:
 
 
 def read_cache() -> ReadCache:
-    cache: ReadCache = current_app.extensions["taplive_read_cache"]
-    return cache
+    return services().read_cache
 
 
 def may_apply() -> bool:
@@ -107,7 +105,7 @@ class Orders(MethodView):
             return page_payload(found, [order_json(order) for order in found.items])
 
         # Cached per caller and arguments; any change to one of the caller's orders bumps the
-        # caller's version (api/read_cache.py).
+        # caller's version (db/read_cache.py).
         return Serialized(read_cache().read(
             user_orders_version_key(caller.id),
             entry_key("orders", caller.id, sorted(args.items())), page))

@@ -24,8 +24,7 @@ from api.blueprints.payment_schemas import (
     PayoutAccountEnvelopeSchema,
 )
 from api.fields import page_payload
-from api.payment_services import payments
-from api.services import services
+from api.services import payments, services
 from api.smorest import Blueprint
 from db.models import PaymentTransaction
 from db.pagination import paginate

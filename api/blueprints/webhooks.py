@@ -9,8 +9,7 @@ from flask import request
 from flask.views import MethodView
 
 from api.blueprints.payment_schemas import WebhookAckSchema
-from api.payment_services import payments
-from api.services import services
+from api.services import payments, services
 from api.smorest import Blueprint
 from domain.payments import webhooks
 

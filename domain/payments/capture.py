@@ -16,7 +16,7 @@ from domain import order_actions
 from domain.enums import OrderStatus
 from domain.errors import ValidationFailed
 from domain.money import MoneyError, to_minor
-from domain.payments import keys, ledger
+from domain.payments import keys, ledger, returns
 from domain.payments.config import PaymentConfig
 from domain.payments.escrow import (
     EscrowState,
@@ -26,9 +26,7 @@ from domain.payments.escrow import (
     refund_for_resolution,
     settle_after,
 )
-from domain.payments.faults import fault_point
 from domain.payments.gateway import Intent, IntentStatus, InvalidRequest, PaymentGateway
-from domain.payments.holds import _cancel_intent
 from domain.payments.records import COMPLETED, FAILED, publish, set_flag, set_state
 
 
@@ -40,7 +38,6 @@ def record_capture(session: Session, escrow: PaymentEscrow, order: Order, intent
     ledger.post(session, key=f"order/{order.id}/capture", kind="capture", order_id=order.id,
                 currency=escrow.currency, legs=ledger.capture_legs(captured),
                 processor_ref=intent.id)
-    fault_point("capture.after_ledger")
     # A refund decided before capture is honoured by not capturing that part; what the
     # processor captured anyway (an earlier attempt's answer) is still owed back.
     base = min(order.agreed_amount_minor or 0, escrow.authorized_minor)
@@ -73,13 +70,12 @@ def capture_now(session: Session, gateway: PaymentGateway, config: PaymentConfig
     amount = capture_amount(order.agreed_amount_minor, escrow.authorized_minor,
                             escrow.refund_due_minor)
     if amount == 0:  # everything is to go back: release the hold instead of capturing
-        _cancel_intent(gateway, order.id, escrow.intent_ref)
+        returns.cancel_intent(gateway, order.id, escrow.intent_ref)
         escrow.refund_due_minor = 0
         set_state(session, escrow, EscrowState.RELEASED, now)
         session.flush()
         publish(session, COMPLETED, escrow, "released")
         return "released"
-    fault_point("capture.before_gateway")
     try:
         intent = gateway.capture(escrow.intent_ref, amount=amount,
                                  idempotency_key=keys.capture(order.id, escrow.intent_ref))
@@ -90,7 +86,6 @@ def capture_now(session: Session, gateway: PaymentGateway, config: PaymentConfig
             _fail(session, escrow, Flag.HOLD_LAPSED if intent.status == IntentStatus.CANCELED
                   else Flag.CAPTURE_FAILED, "capture", now)
             return "failed"
-    fault_point("capture.after_gateway")
     record_capture(session, escrow, order, intent, now,
                    settle_after=_settle_after_for(order, config, now))
     return "captured"
@@ -107,28 +102,6 @@ def capture(session: Session, gateway: PaymentGateway, config: PaymentConfig,
     if escrow.state != EscrowState.AUTHORIZED or not capture_wanted(order.status):
         return "not-due"
     return capture_now(session, gateway, config, escrow, order, now)
-
-
-def refund_due(session: Session, gateway: PaymentGateway, escrow: PaymentEscrow, order: Order,
-               now: datetime) -> None:
-    """Return ``refund_due_minor`` of captured money to the creator (one refund, numbered)."""
-    assert escrow.intent_ref is not None
-    amount = escrow.refund_due_minor
-    number = escrow.refund_count + 1
-    refund = gateway.refund(escrow.intent_ref, amount=amount, order_id=str(order.id),
-                            idempotency_key=keys.refund(order.id, number))
-    ledger.post(session, key=f"order/{order.id}/refund/{number}", kind="refund",
-                order_id=order.id, currency=escrow.currency, legs=ledger.refund_legs(amount),
-                processor_ref=refund.id)
-    escrow.refund_count = number
-    escrow.refunded_minor += amount
-    escrow.refund_due_minor = 0
-    if escrow.refunded_minor == escrow.captured_minor:
-        set_state(session, escrow, EscrowState.REFUNDED, now)
-    else:
-        escrow.settle_after = now  # the rest goes to the provider
-    session.flush()
-    publish(session, COMPLETED, escrow, "refunded", refundedMinor=amount)
 
 
 def resolve_dispute(session: Session, order_id: uuid.UUID, admin: User, outcome: str,
@@ -176,6 +149,6 @@ def apply_resolution(session: Session, gateway: PaymentGateway, config: PaymentC
     if escrow.state == EscrowState.AUTHORIZED:
         outcome = capture_now(session, gateway, config, escrow, order, now)
     if escrow.state == EscrowState.CAPTURED and escrow.refund_due_minor > 0:
-        refund_due(session, gateway, escrow, order, now)
+        returns.refund_due(session, gateway, escrow, order, now)
         return "refunded"
     return outcome

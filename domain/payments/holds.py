@@ -23,7 +23,7 @@ from db.queries import payments as queries
 from domain import order_actions
 from domain.enums import OrderStatus
 from domain.errors import PaymentRequired
-from domain.payments import accounts, keys
+from domain.payments import accounts, keys, returns
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import for_request
 from domain.payments.escrow import EscrowState, Flag, cancellation_refund
@@ -31,7 +31,6 @@ from domain.payments.gateway import (
     CardDeclined,
     GatewayError,
     IntentStatus,
-    InvalidRequest,
     PaymentGateway,
 )
 from domain.payments.records import (
@@ -174,15 +173,6 @@ def authorize(session: Session, gateway: PaymentGateway, config: PaymentConfig,
     return "authorized"
 
 
-def _cancel_intent(gateway: PaymentGateway, order_id: uuid.UUID, intent_ref: str) -> str:
-    """Cancel a hold; returns the intent's final status. Cancelling what already lapsed or
-    was cancelled (a previous attempt whose commit was lost) is not an error."""
-    try:
-        return gateway.cancel(intent_ref, idempotency_key=keys.cancel(order_id, intent_ref)).status
-    except InvalidRequest:
-        return gateway.retrieve_intent(intent_ref).status
-
-
 def renew(session: Session, gateway: PaymentGateway, config: PaymentConfig,
           order_id: uuid.UUID, now: datetime) -> str:
     """Replace a hold about to lapse on a still-running order with a fresh one, then cancel
@@ -205,15 +195,13 @@ def renew(session: Session, gateway: PaymentGateway, config: PaymentConfig,
                             reason=type(exc).__name__)
         return "declined"
     if old_intent is not None:
-        _cancel_intent(gateway, order_id, old_intent)
+        returns.cancel_intent(gateway, order_id, old_intent)
     return "renewed"
 
 
 def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
             order_id: uuid.UUID, now: datetime) -> str:
     """The order was cancelled: release the hold, or (once captured) refund per policy."""
-    from domain.payments.capture import refund_due  # capture imports holds
-
     order = order_queries.find_by_id(session, order_id, for_update=True)
     escrow = queries.find_escrow_by_order(session, order_id, for_update=True)
     if order is None or escrow is None or order.status is not OrderStatus.CANCELLED:
@@ -227,7 +215,7 @@ def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         return "released"
     if state is EscrowState.AUTHORIZED:
         assert escrow.intent_ref is not None
-        status = _cancel_intent(gateway, order_id, escrow.intent_ref)
+        status = returns.cancel_intent(gateway, order_id, escrow.intent_ref)
         if status == IntentStatus.SUCCEEDED:  # captured meanwhile: refund instead
             from domain.payments.capture import record_capture
 
@@ -242,6 +230,6 @@ def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         escrow.refund_due_minor = cancellation_refund(state, escrow.captured_minor,
                                                       escrow.refunded_minor)
     if state is EscrowState.CAPTURED and escrow.refund_due_minor > 0:
-        refund_due(session, gateway, escrow, order, now)
+        returns.refund_due(session, gateway, escrow, order, now)
         return "refunded"
     return "nothing"

@@ -3,18 +3,15 @@ net, then transfer the net to the provider's connected account.
 
 Two steps, each its own transaction, so a crash between them is a state, not a mystery:
 ``split`` (captured -> settling: fees fixed, ledger posted) and ``pay_out`` (settling ->
-settled: the transfer, keyed by the order, and its posting). ``settle_batch`` drives both for
-the beat job, backing off when the processor says 429.
+settled: the transfer, keyed by the order, and its posting). The tasks drive both
+(``tasks.payments``); a 429 is waited out as a Celery retry, never a sleep in the worker.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -26,12 +23,10 @@ from domain.money import split_fees
 from domain.payments import keys, ledger
 from domain.payments.config import PaymentConfig
 from domain.payments.escrow import EscrowState, may_settle
-from domain.payments.faults import fault_point
-from domain.payments.gateway import PaymentGateway, RateLimited
+from domain.payments.gateway import PaymentGateway
 from domain.payments.records import COMPLETED, publish, set_state, transaction_of
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def split(session: Session, config: PaymentConfig, order_id: uuid.UUID, now: datetime) -> bool:
@@ -55,7 +50,6 @@ def split(session: Session, config: PaymentConfig, order_id: uuid.UUID, now: dat
     txn.net_amount_minor = fees.net
     ledger.post(session, key=f"order/{order_id}/settle", kind="settle", order_id=order_id,
                 currency=escrow.currency, legs=ledger.settle_legs(fees))
-    fault_point("settle.after_split")
     set_state(session, escrow, EscrowState.SETTLING, now)
     session.flush()
     return True
@@ -72,12 +66,10 @@ def pay_out(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
     if net > 0:
         account = queries.find_payout_account(session, escrow.payee_id, escrow.gateway)
         assert account is not None  # split() checked it; accounts are replaced, not deleted
-        fault_point("settle.before_transfer")
         transfer = gateway.transfer(amount=net, currency=escrow.currency,
                                     destination=account.account_ref,
                                     transfer_group=str(order_id),
                                     idempotency_key=keys.transfer(order_id))
-        fault_point("settle.after_transfer")
         ledger.post(session, key=f"order/{order_id}/payout", kind="payout", order_id=order_id,
                     currency=escrow.currency, legs=ledger.payout_legs(net),
                     processor_ref=transfer.id)
@@ -92,19 +84,3 @@ def pay_out(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
             platformFeeMinor=txn.platform_fee_minor,
             processingFeeMinor=txn.processing_fee_minor)
     return True
-
-
-def with_backoff(step: Callable[[], T], *, retries: int, base_s: float = 0.5,
-                 cap_s: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run ``step``; on 429 wait (the processor's Retry-After, else exponential from
-    ``base_s``, capped) and run it again, at most ``retries`` more times."""
-    for attempt in range(retries + 1):
-        try:
-            return step()
-        except RateLimited as exc:
-            if attempt == retries:
-                raise
-            delay = exc.retry_after if exc.retry_after is not None else base_s * 2**attempt
-            sleep(min(cap_s, delay))
-    raise AssertionError("unreachable")
-

@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from api.auth import generations
 from db.models import User
 from db.session import committed_notes, note_for_commit
+from domain.auth import generations
 from domain.users import TOKEN_GENERATION_BUMPED
 from tests.auth_helpers import auth_headers
 from tests.factories import UserFactory
@@ -25,7 +25,7 @@ def _redis(app: Flask) -> redis.Redis:
 
 
 def _register(app: Flask) -> generations.GenerationRegister:
-    register: generations.GenerationRegister = app.extensions["taplive_generations"]
+    register: generations.GenerationRegister = app.extensions["taplive"].generations
     return register
 
 

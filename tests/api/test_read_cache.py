@@ -8,8 +8,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from api.read_cache import ALL_VERSION, ReadCache
 from db.models import Order
+from db.read_cache import ALL_VERSION, ReadCache
 from domain.enums import OrderStatus
 from domain.events import ORDER_VIEW_CHANGED
 from tests.api.orders_helpers import call, create_order

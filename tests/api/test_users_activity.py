@@ -10,17 +10,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.auth import activity
 from beat_schedule import BEAT_SCHEDULE
 from db.models import User
-from tasks.maintenance import flush_last_active
+from domain.auth import activity
 from tests.auth_helpers import auth_headers
 from tests.factories import UserFactory
 
 
 def _flush(app: Flask) -> int:
-    with app.app_context():
-        return int(flush_last_active.run())
+    return int(app.extensions["celery"].tasks["maintenance.flush_last_active"].apply().get())
 
 
 def test_requests_mark_activity_without_writing_the_row(

@@ -18,9 +18,9 @@ from domain import matching_service, notifications
 from domain.enums import OrderStatus
 from domain.locations import PresenceRegistry, ProviderLocation
 from domain.matching_service import MatchingRules
+from domain.provider_index import ProviderIndexHolder
 from matching import ProviderIndex
 from tests.factories import OrderFactory, UserFactory
-from workers.provider_index import ProviderIndexHolder
 
 LONDON = (51.5074, -0.1278)
 RULES = MatchingRules(max_invitations=3, offline_after_s=120, offer_ttl_s=60)

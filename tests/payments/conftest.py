@@ -18,13 +18,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.payment_services import EXTENSION_KEY, PaymentServices
 from db.models import Order, OrderApplication, User
 from db.payment_models import PaymentEscrow, PayoutAccount
 from domain.enums import OrderStatus
 from domain.money import FeePolicy
 from domain.payments.config import PaymentConfig
 from domain.payments.offline import MemoryStore, OfflineGateway
+from services import Payments
 from tests.api.orders_helpers import call, create_order
 from tests.factories import UserFactory
 
@@ -53,14 +53,14 @@ def gateway(clock: Clock) -> OfflineGateway:
 
 
 @pytest.fixture
-def pay(app: Flask, gateway: OfflineGateway) -> Iterator[PaymentServices]:
+def pay(app: Flask, gateway: OfflineGateway) -> Iterator[Payments]:
     """The app's payment services for this test: the in-memory processor, cards required."""
-    original = app.extensions[EXTENSION_KEY]
-    services = PaymentServices(gateway=gateway, config=CONFIG, webhook_secret=WEBHOOK_SECRET,
+    original = app.extensions["taplive"].payments
+    services = Payments(gateway=gateway, config=CONFIG, webhook_secret=WEBHOOK_SECRET,
                                webhook_tolerance_s=300)
-    app.extensions[EXTENSION_KEY] = services
+    app.extensions["taplive"].payments = services
     yield services
-    app.extensions[EXTENSION_KEY] = original
+    app.extensions["taplive"].payments = original
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.lifecycle_models import OutboxMessage
 from db.models import Order, PaymentTransaction, User
 from db.payment_models import LedgerEntry, PaymentEscrow, SavedPaymentMethod
 from domain.enums import OrderStatus
+from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import accept, application_statuses, escrow_of, offer
 
@@ -23,7 +23,7 @@ def _count(session: Session, model: type) -> int:
 
 
 def test_accept_with_a_card_holds_the_agreed_amount(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order, app_id = offer(client, people, proposed="30.00")
     response = accept(client, people, order["id"], app_id, "pm_card_visa")
@@ -44,7 +44,7 @@ def test_accept_with_a_card_holds_the_agreed_amount(
 
 
 def test_declined_card_fails_the_acceptance_cleanly(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order, app_id = offer(client, people)
     before_outbox = _count(db_session, OutboxMessage)
@@ -66,7 +66,7 @@ def test_declined_card_fails_the_acceptance_cleanly(
 
 
 def test_a_retried_acceptance_reuses_the_same_hold(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order, app_id = offer(client, people)
     headers = {"Idempotency-Key": "accept-once"}
@@ -82,7 +82,7 @@ def test_a_retried_acceptance_reuses_the_same_hold(
 
 
 def test_the_default_saved_card_is_used_and_a_card_is_required(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order, app_id = offer(client, people)
     missing = accept(client, people, order["id"], app_id, pm=None)
@@ -98,7 +98,7 @@ def test_the_default_saved_card_is_used_and_a_card_is_required(
 
 
 def test_a_far_future_order_is_authorised_later(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     when = datetime.now(UTC) + timedelta(days=20)
     order, app_id = offer(client, people, scheduledFor=when.isoformat())
@@ -111,7 +111,7 @@ def test_a_far_future_order_is_authorised_later(
     assert not [op for op in pay.gateway.operations() if op["op"] == "hold"]  # type: ignore[attr-defined]
 
 
-def test_accept_bad_input(client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+def test_accept_bad_input(client: FlaskClient, people: dict[str, User], pay: Payments,
                           db_session: Session) -> None:
     order, app_id = offer(client, people)
     for pm in ("card_123", "", "pm_" + "x" * 300, 42, "pm_with space"):

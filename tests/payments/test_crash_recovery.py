@@ -3,9 +3,10 @@ show that each order is captured once, transferred once, and the ledger balances
 
 The worker is a ``celery worker`` subprocess on the payments queue with the offline processor,
 whose state (and its log of actions actually performed) lives in Redis, shared with this test
-as it would be with Stripe. ``TAPLIVE_FAULT_POINT`` makes it SIGKILL itself at one named point
-(``domain.payments.faults``). Its message is left unacknowledged (``acks_late``); the
-restarted worker, with a short broker visibility timeout, gets it back and runs it again.
+as it would be with Stripe. ``TAPLIVE_FAULT_POINT`` makes it SIGKILL itself at one named
+point (hooks installed from outside by ``tests/payments/fault_worker.py``). Its message is left
+unacknowledged (``acks_late``); the restarted worker, with a short broker visibility timeout,
+gets it back and runs it again.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from api import create_app
-from api.payment_services import payments
+from api.services import payments
 from db.models import User
 from db.payment_models import LedgerEntry, LedgerTransaction, PaymentEscrow, PayoutAccount
-from domain.payments.faults import ENV
 from tests import factories
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Its own Redis database: the broker queue and the processor state must survive other tests'
 # flushes of the shared test database.
 REDIS_URL = ""  # set per run by the fixture below (db 12 of the run's own Redis)
+ENV = "TAPLIVE_FAULT_POINT"  # read by tests/payments/fault_worker.py
 POINTS = ("capture.before_gateway", "capture.after_gateway", "capture.after_ledger",
           "settle.after_split", "settle.before_transfer", "settle.after_transfer")
 
@@ -64,10 +65,10 @@ def _worker(pg_url: str, fault: str | None, visibility_s: int) -> subprocess.Pop
     if fault:
         env[ENV] = fault
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool=solo",
-         "--queues=payments", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "--loglevel=WARNING"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "celery", "-A", "tests.payments.fault_worker", "worker",
+         "--pool=solo", "--queues=payments", "--without-gossip", "--without-mingle",
+         "--without-heartbeat", "--loglevel=WARNING"], cwd=REPO, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _delivered_order(app: Flask, people: dict[str, User]) -> uuid.UUID:

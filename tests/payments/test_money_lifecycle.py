@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.lifecycle_models import OutboxMessage
 from db.models import Order, PaymentTransaction, User
 from db.queries import payments as queries
 from domain.enums import OrderStatus
 from domain.payments import capture, holds, ledger, settlement
+from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import Clock, accepted, deliver, escrow_of, onboard
 
@@ -27,7 +27,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _ops(pay: PaymentServices, kind: str) -> list[dict[str, object]]:
+def _ops(pay: Payments, kind: str) -> list[dict[str, object]]:
     return [op for op in pay.gateway.operations() if op["op"] == kind]  # type: ignore[attr-defined]
 
 
@@ -35,7 +35,7 @@ def _balances(session: Session) -> dict[tuple[str, str], int]:
     return {(a, c): b for a, c, b in queries.ledger_balances(session) if b != 0}
 
 
-def _settle(session: Session, pay: PaymentServices, order_id: uuid.UUID) -> bool:
+def _settle(session: Session, pay: Payments, order_id: uuid.UUID) -> bool:
     split = settlement.split(session, pay.config, order_id, _now())
     paid = settlement.pay_out(session, pay.gateway, order_id, _now())
     session.commit()
@@ -43,7 +43,7 @@ def _settle(session: Session, pay: PaymentServices, order_id: uuid.UUID) -> bool
 
 
 def test_capture_then_settle_after_the_dispute_window(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])
@@ -82,7 +82,7 @@ def test_capture_then_settle_after_the_dispute_window(
 
 
 def test_partial_capture_when_the_agreed_amount_dropped(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])
@@ -95,7 +95,7 @@ def test_partial_capture_when_the_agreed_amount_dropped(
 
 
 def test_cancelling_before_capture_releases_the_hold(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people)
     response = call(client, "POST", f"/orders/{order['id']}/cancel", people["provider"],
@@ -112,7 +112,7 @@ def test_cancelling_before_capture_releases_the_hold(
 
 
 def test_a_dispute_freezes_settlement_and_a_release_resolution_pays_the_provider(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people)
     oid = uuid.UUID(order["id"])
@@ -141,7 +141,7 @@ def test_a_dispute_freezes_settlement_and_a_release_resolution_pays_the_provider
     (None, False, "released", 0, None),        # full refund before capture: hold released
     ("10.00", False, "settled", 0, 1612),      # partial before capture: capture only 20.00
 ])
-def test_refund_resolutions(client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+def test_refund_resolutions(client: FlaskClient, people: dict[str, User], pay: Payments,
                             db_session: Session, refund: str | None, captured_first: bool,
                             state: str, refunded: int, net_transfer: int | None) -> None:
     order = accepted(client, people, proposed="30.00")
@@ -172,7 +172,7 @@ def test_refund_resolutions(client: FlaskClient, people: dict[str, User], pay: P
 
 
 def test_resolution_refund_bad_input(client: FlaskClient, people: dict[str, User],
-                                     pay: PaymentServices, db_session: Session) -> None:
+                                     pay: Payments, db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])
     deliver(db_session, oid)
@@ -195,7 +195,7 @@ def test_resolution_refund_bad_input(client: FlaskClient, people: dict[str, User
 
 
 def test_holds_are_renewed_before_they_lapse_or_the_order_is_flagged(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices, clock: Clock,
+        client: FlaskClient, people: dict[str, User], pay: Payments, clock: Clock,
         db_session: Session) -> None:
     order = accepted(client, people)
     oid = uuid.UUID(order["id"])
@@ -226,7 +226,7 @@ def test_holds_are_renewed_before_they_lapse_or_the_order_is_flagged(
 
 
 def test_far_future_orders_are_authorised_by_the_beat_job(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     when = _now() + timedelta(days=20)
     order = accepted(client, people, scheduledFor=when.isoformat())
@@ -242,7 +242,7 @@ def test_far_future_orders_are_authorised_by_the_beat_job(
 
 
 def test_a_declined_scheduled_authorisation_is_flagged_until_a_new_card(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     when = _now() + timedelta(days=20)
     order = accepted(client, people, pm="pm_card_chargeCustomerFail",
@@ -261,7 +261,7 @@ def test_a_declined_scheduled_authorisation_is_flagged_until_a_new_card(
 
 
 def test_a_lapsed_hold_fails_the_capture_and_says_so(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices, clock: Clock,
+        client: FlaskClient, people: dict[str, User], pay: Payments, clock: Clock,
         db_session: Session) -> None:
     order = accepted(client, people)
     oid = uuid.UUID(order["id"])
@@ -275,7 +275,7 @@ def test_a_lapsed_hold_fails_the_capture_and_says_so(
 
 
 def test_every_posting_balances(client: FlaskClient, people: dict[str, User],
-                                pay: PaymentServices, db_session: Session) -> None:
+                                pay: Payments, db_session: Session) -> None:
     with pytest.raises(ledger.UnbalancedPosting):
         ledger.post(db_session, key="bad", kind="capture", order_id=None, currency="USD",
                     legs=[(ledger.Account.ESCROW, 5), (ledger.Account.CREATOR_FUNDING, -4)])

@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.models import User
 from db.payment_models import PaymentCustomer, PayoutAccount, SavedPaymentMethod
+from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import accepted
 
@@ -33,12 +33,12 @@ def _count(session: Session, model: type) -> int:
     ("GET", f"/orders/{uuid.uuid4()}/payments", None),
     ("GET", "/admin/ledger/balances", None),
 ])
-def test_every_endpoint_needs_a_token(client: FlaskClient, pay: PaymentServices, method: str,
+def test_every_endpoint_needs_a_token(client: FlaskClient, pay: Payments, method: str,
                                       path: str, body: Any) -> None:
     assert call(client, method, path, None, body).status_code == 401
 
 
-def test_roles(client: FlaskClient, people: dict[str, User], pay: PaymentServices) -> None:
+def test_roles(client: FlaskClient, people: dict[str, User], pay: Payments) -> None:
     provider, creator, admin = people["provider"], people["creator"], people["admin"]
     assert call(client, "POST", "/payments/methods", provider,
                 {"paymentMethodId": "pm_card_visa"}).status_code == 403
@@ -50,7 +50,7 @@ def test_roles(client: FlaskClient, people: dict[str, User], pay: PaymentService
     assert call(client, "GET", "/admin/ledger/balances", admin).status_code == 200
 
 
-def test_payment_methods(client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+def test_payment_methods(client: FlaskClient, people: dict[str, User], pay: Payments,
                          db_session: Session) -> None:
     creator = people["creator"]
     for bad in BAD_PM:
@@ -84,7 +84,7 @@ def test_payment_methods(client: FlaskClient, people: dict[str, User], pay: Paym
     assert attaches == []  # attaching moves no money: nothing in the money log
 
 
-def test_payout_account(client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+def test_payout_account(client: FlaskClient, people: dict[str, User], pay: Payments,
                         db_session: Session) -> None:
     provider = people["provider"]
     for bad in BAD_ACCOUNT:
@@ -109,7 +109,7 @@ def test_payout_account(client: FlaskClient, people: dict[str, User], pay: Payme
 
 
 def test_payment_listings_show_only_the_callers_payments(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     mine = call(client, "GET", "/payments", people["creator"])
@@ -138,7 +138,7 @@ def test_payment_listings_show_only_the_callers_payments(
 
 
 def test_admin_ledger_balances(client: FlaskClient, people: dict[str, User],
-                               pay: PaymentServices, db_session: Session) -> None:
+                               pay: Payments, db_session: Session) -> None:
     from domain.payments import ledger
 
     ledger.post(db_session, key=f"test/{uuid.uuid4()}", kind="capture", order_id=None,

@@ -9,13 +9,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.models import User
+from services import Payments
 from tests.payments.conftest import accepted, deliver, escrow_of
 
 
 def test_retry_captures_captures_missed_orders_once(
-        app: Flask, client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        app: Flask, client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])

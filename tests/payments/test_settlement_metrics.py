@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.models import User
 from domain.payments import capture, settlement
+from services import Payments
 from tests.payments.conftest import accepted, deliver, escrow_of, onboard
 
 
@@ -21,7 +21,7 @@ def _settled(currency: str) -> float:
 
 
 def test_settlement_counts_the_net_once_after_commit(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     now = datetime.now(UTC)
     oid = uuid.UUID(accepted(client, people, proposed="30.00")["id"])

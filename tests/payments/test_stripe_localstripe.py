@@ -23,11 +23,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.payment_services import EXTENSION_KEY, PaymentServices
 from db.models import User
 from domain.payments import capture, reconciliation
 from domain.payments.gateway import CardDeclined, ObjectMissing
 from domain.payments.stripe_gateway import StripeGateway
+from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import (
     CONFIG,
@@ -46,13 +46,13 @@ def stripe_gateway(localstripe_url: str) -> StripeGateway:
 
 
 @pytest.fixture
-def stripe_pay(app: Flask, stripe_gateway: StripeGateway) -> Iterator[PaymentServices]:
-    original = app.extensions[EXTENSION_KEY]
-    services = PaymentServices(gateway=stripe_gateway, config=CONFIG,
+def stripe_pay(app: Flask, stripe_gateway: StripeGateway) -> Iterator[Payments]:
+    original = app.extensions["taplive"].payments
+    services = Payments(gateway=stripe_gateway, config=CONFIG,
                                webhook_secret=WEBHOOK_SECRET, webhook_tolerance_s=300)
-    app.extensions[EXTENSION_KEY] = services
+    app.extensions["taplive"].payments = services
     yield services
-    app.extensions[EXTENSION_KEY] = original
+    app.extensions["taplive"].payments = original
 
 
 def _customer(gateway: StripeGateway, pm: str = "pm_card_visa") -> str:
@@ -97,7 +97,7 @@ def test_declines_and_unknown_objects(stripe_gateway: StripeGateway) -> None:
 
 
 def test_accept_capture_refund_and_reconcile_through_the_api(
-        client: FlaskClient, people: dict[str, User], stripe_pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], stripe_pay: Payments,
         db_session: Session) -> None:
     order, app_id = offer(client, people, proposed="30.00")
     declined = accept(client, people, order["id"], app_id, "pm_card_chargeCustomerFail")
@@ -172,7 +172,7 @@ def _post_hook(client: FlaskClient, body: bytes, signature: str | None) -> Any:
 
 
 def test_signed_webhooks_are_verified_deduplicated_and_re_read(
-        client: FlaskClient, people: dict[str, User], stripe_pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], stripe_pay: Payments,
         db_session: Session, webhook_inbox: list[tuple[bytes, str]]) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])

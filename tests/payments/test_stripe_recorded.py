@@ -9,16 +9,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from celery.exceptions import Retry
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.payment_services import EXTENSION_KEY, PaymentServices
 from db.models import User
 from db.payment_models import PayoutAccount
 from domain.payments import capture, keys, settlement
 from domain.payments.gateway import ObjectMissing, RateLimited
 from domain.payments.stripe_gateway import StripeGateway
+from services import Payments
+from tasks.payments import settle_backoff_s
 from tests.api.orders_helpers import call
 from tests.payments.conftest import CONFIG, WEBHOOK_SECRET, accepted, deliver, escrow_of
 from tests.payments.recorded_stripe import KNOWN_ACCOUNT, RecordedStripe
@@ -53,23 +55,39 @@ def test_transfer_carries_the_order_as_group_and_a_deterministic_key(
     assert fetched.amount == 2433 and fetched.transfer_group == str(order_id)
 
 
-def test_429_is_retried_with_backoff_then_given_up(
-        recorded_gateway: StripeGateway, transport: RecordedStripe) -> None:
-    transport.fail_next(2)
-    sleeps: list[float] = []
-    order_id = uuid.uuid4()
-    settlement.with_backoff(lambda: _transfer(recorded_gateway, order_id), retries=3,
-                            sleep=sleeps.append)
-    assert sleeps == [0.5, 1.0] and len(transport.transfers) == 1
-    transport.fail_next(10)
-    with pytest.raises(RateLimited):
-        settlement.with_backoff(lambda: _transfer(recorded_gateway, uuid.uuid4()), retries=2,
-                                sleep=sleeps.append)
-    assert len(transport.transfers) == 1
+def test_settlement_waits_out_a_429_as_the_processor_asks() -> None:
+    # Retry-After wins; without it exponential from 2 s; never beyond 5 minutes.
+    assert settle_backoff_s(7.0, 0) == 7.0
+    assert [settle_backoff_s(None, n) for n in range(4)] == [2.0, 4.0, 8.0, 16.0]
+    assert settle_backoff_s(None, 20) == settle_backoff_s(3600.0, 0) == 300.0
+
+
+def test_a_429_while_settling_is_a_celery_retry_not_a_sleep(
+        app: Flask, client: FlaskClient, people: dict[str, User], pay: Payments,
+        recorded_gateway: StripeGateway, transport: RecordedStripe,
+        db_session: Session) -> None:
+    order = accepted(client, people, proposed="30.00")
+    oid = uuid.UUID(order["id"])
+    deliver(db_session, oid, ago=timedelta(days=4))
+    capture.capture(db_session, pay.gateway, pay.config, oid, datetime.now(UTC))
+    db_session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                 account_ref=KNOWN_ACCOUNT, payouts_enabled=True))
+    db_session.commit()
+    pay.gateway = recorded_gateway
+    transport.fail_next(1)
+    task = app.extensions["celery"].tasks["payments.settle_order"]
+    with pytest.raises(Retry) as retry:  # the task hands itself back with a countdown
+        task.apply(args=[str(oid)])
+    assert retry.value.when == 2.0  # no Retry-After in this 429: the first backoff step
+    assert escrow_of(db_session, oid).state == "settling" and not transport.transfers
+    assert task.apply(args=[str(oid)]).get() is True  # the retry, when the broker sends it
+    attempts = [r for r in transport.requests if r.path == "/v1/transfers"]
+    assert len(attempts) == 2 and len(transport.transfers) == 1
+    assert escrow_of(db_session, oid).state == "settled"
 
 
 def test_settlement_pays_out_once_through_stripe(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         recorded_gateway: StripeGateway, transport: RecordedStripe,
         db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")  # held on the offline processor
@@ -96,17 +114,17 @@ def test_settlement_pays_out_once_through_stripe(
 
 
 @pytest.fixture
-def recorded_pay(app: Flask, recorded_gateway: StripeGateway) -> Iterator[PaymentServices]:
-    original = app.extensions[EXTENSION_KEY]
-    app.extensions[EXTENSION_KEY] = PaymentServices(
+def recorded_pay(app: Flask, recorded_gateway: StripeGateway) -> Iterator[Payments]:
+    original = app.extensions["taplive"].payments
+    app.extensions["taplive"].payments = Payments(
         gateway=recorded_gateway, config=CONFIG, webhook_secret=WEBHOOK_SECRET,
         webhook_tolerance_s=300)
-    yield app.extensions[EXTENSION_KEY]
-    app.extensions[EXTENSION_KEY] = original
+    yield app.extensions["taplive"].payments
+    app.extensions["taplive"].payments = original
 
 
 def test_payout_account_is_checked_with_stripe(
-        client: FlaskClient, people: dict[str, User], recorded_pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], recorded_pay: Payments,
         db_session: Session) -> None:
     unknown = call(client, "POST", "/providers/me/payout-account", people["provider"],
                    {"accountId": "acct_1Unknown"})

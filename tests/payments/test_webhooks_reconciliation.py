@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.payment_services import PaymentServices
 from db.models import User
 from db.payment_models import ProcessedWebhookEvent
 from domain.payments import capture, reconciliation
+from services import Payments
 from tests.payments.conftest import WEBHOOK_SECRET, accepted, deliver, escrow_of
 
 
@@ -33,7 +33,7 @@ def _post(client: FlaskClient, body: bytes, secret: str = WEBHOOK_SECRET) -> Any
         "Content-Type": "application/json", "Stripe-Signature": f"t={at},v1={mac}"})
 
 
-def test_webhook_rules(client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+def test_webhook_rules(client: FlaskClient, people: dict[str, User], pay: Payments,
                        db_session: Session) -> None:
     body = _event("customer.created", {"id": "cus_1", "object": "customer"})
     assert _post(client, body, "whsec_wrong").json["error"]["code"] == "INVALID_SIGNATURE"
@@ -47,14 +47,14 @@ def test_webhook_rules(client: FlaskClient, people: dict[str, User], pay: Paymen
     assert _post(client, unknown).json["data"]["outcome"] == "unknown-intent"
 
 
-def test_webhook_not_configured(client: FlaskClient, pay: PaymentServices) -> None:
+def test_webhook_not_configured(client: FlaskClient, pay: Payments) -> None:
     pay.webhook_secret = None
     response = _post(client, _event("x", {}))
     assert response.status_code == 503
 
 
 def test_a_chargeback_freezes_settlement(client: FlaskClient, people: dict[str, User],
-                                         pay: PaymentServices, db_session: Session) -> None:
+                                         pay: Payments, db_session: Session) -> None:
     order = accepted(client, people)
     escrow = escrow_of(db_session, order["id"])
     body = _event("charge.dispute.created", {"id": "dp_1", "object": "dispute",
@@ -64,7 +64,7 @@ def test_a_chargeback_freezes_settlement(client: FlaskClient, people: dict[str, 
 
 
 def test_a_lapsed_hold_reported_by_webhook_flags_the_order(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people)
     escrow = escrow_of(db_session, order["id"])
@@ -77,7 +77,7 @@ def test_a_lapsed_hold_reported_by_webhook_flags_the_order(
 
 
 def test_reconciliation_reports_drift(client: FlaskClient, people: dict[str, User],
-                                      pay: PaymentServices, db_session: Session) -> None:
+                                      pay: Payments, db_session: Session) -> None:
     order = accepted(client, people, proposed="30.00")
     oid = uuid.UUID(order["id"])
     deliver(db_session, oid)
@@ -96,7 +96,7 @@ def test_reconciliation_reports_drift(client: FlaskClient, people: dict[str, Use
 
 
 def test_orphan_holds_are_cancelled_after_a_grace_period(
-        client: FlaskClient, people: dict[str, User], pay: PaymentServices,
+        client: FlaskClient, people: dict[str, User], pay: Payments,
         db_session: Session) -> None:
     order = accepted(client, people)
     # A hold taken by a request that never committed: no escrow owns it.

@@ -13,10 +13,11 @@ from celery import Celery
 from flask import Flask
 from sqlalchemy import func, select
 
+from core.publisher import EVENTS_CHANNEL
 from db.lifecycle_models import OutboxMessage
 from db.models import User
 from domain import orders
-from tasks.events import DRAIN_TASK, EVENTS_CHANNEL, KICK_KEY
+from tasks.events import DRAIN_TASK, KICK_KEY
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 from tests.conftest import TEST_REDIS_URL

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import redis
 
 from domain.locations import CHANGES, PresenceRegistry, ProviderLocation
-from workers.provider_index import ProviderIndexHolder
+from domain.provider_index import ProviderIndexHolder
 
 
 class Clock:

@@ -19,14 +19,10 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from flask import Flask
-
 from domain.locations import PresenceChange, PresenceRegistry
 from matching import ProviderIndex, ProviderRecord
 
 log = logging.getLogger(__name__)
-EXTENSION = "taplive.provider_index"
-_extension_lock = threading.Lock()
 
 
 def to_record(rec: Mapping[str, Any], now: float) -> ProviderRecord:
@@ -118,21 +114,3 @@ class ProviderIndexHolder:
         self._stream_id = changes[-1].stream_id
         self.incremental_updates += 1
 
-
-def holder_for(app: Flask) -> ProviderIndexHolder:
-    """The app's holder, created on first use (one per app, so per worker process; tests that
-    run several apps in one process get one each)."""
-    holder: ProviderIndexHolder | None = app.extensions.get(EXTENSION)
-    if holder is None:
-        with _extension_lock:
-            holder = app.extensions.get(EXTENSION)
-            if holder is None:
-                svc = app.extensions["taplive"]
-                settings = svc.settings
-                holder = ProviderIndexHolder(
-                    PresenceRegistry(svc.redis),
-                    max_staleness_s=settings.matching_index_max_staleness_s,
-                    max_changes=settings.matching_index_max_changes,
-                    offline_after_s=settings.presence_offline_after_s)
-                app.extensions[EXTENSION] = holder
-    return holder
