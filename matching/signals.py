@@ -9,7 +9,7 @@ float array that numpy can score without Python loops.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,11 +122,3 @@ class ProviderSignals:
             for name in SIGNAL_FIELDS
         }
         return cls(**cols)
-
-    def take(self, positions: npt.NDArray[np.intp]) -> ProviderSignals:
-        """Signals for a subset/reordering of providers (used on index updates)."""
-        return ProviderSignals(**{f: getattr(self, f)[positions] for f in SIGNAL_FIELDS})
-
-    def as_mapping(self) -> Mapping[str, FloatArray]:
-        """Read-only view of the columns by name."""
-        return {f: getattr(self, f) for f in SIGNAL_FIELDS}
