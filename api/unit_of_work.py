@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from api.envelope import success
 from api.errors import error_response
 from api.services import services
-from db.lifecycle_models import IdempotencyRecord
+from db.models import IdempotencyRecord
 from domain.errors import Unprocessable, ValidationFailed
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OperatingArea
+from db.models import OperatingArea
 from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.geo import is_valid_coordinate
 

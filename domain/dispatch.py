@@ -17,8 +17,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.matching_models import OrderDispatch, OrderMatch
-from db.models import Order, OrderApplication, User
+from db.models import Order, OrderApplication, OrderDispatch, OrderMatch, User
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain import applications, order_actions

@@ -11,8 +11,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from core.context import request_id_var
-from db.lifecycle_models import OrderEvent, OutboxMessage
-from db.models import Order
+from db.models import Order, OrderEvent, OutboxMessage
 from db.session import note_for_commit
 from db.types import utcnow
 from domain.order_states import Actor

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.config import Settings
 from core.metrics import MATCH_CANDIDATES, MATCH_LATENCY, REMATCH_ASSIGNMENT_SIZE
-from db.matching_models import OrderAssignment, OrderMatch
+from db.models import OrderAssignment, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain import dispatch

@@ -15,8 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.matching_models import Notification, OrderMatch
-from db.models import Order
+from db.models import Notification, Order, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain.dispatch import MatchStatus

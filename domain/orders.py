@@ -15,8 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OrderEvent, OutboxMessage
-from db.models import Order, User
+from db.models import Order, OrderEvent, OutboxMessage, User
 from db.queries import areas as area_queries
 from db.queries import orders as order_queries
 from domain.enums import OrderStatus, UserRole

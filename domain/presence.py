@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import Settings
-from db.matching_models import GeofenceState, LocationSample, OrderDispatch, OrderMatch
-from db.models import Order, User
+from db.models import GeofenceState, LocationSample, Order, OrderDispatch, OrderMatch, User
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain.enums import OrderStatus, UserRole, VerificationStatus

@@ -19,7 +19,7 @@ from celery import Celery, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OutboxMessage
+from db.models import OutboxMessage
 from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,7 @@ from api.blueprints.order_schemas import OrderEnvelopeSchema, OrderSchema
 from api.blueprints.providers import StrictBoolean, presence_registry, presence_rules
 from api.services import services
 from api.smorest import Blueprint, Schema
-from db.matching_models import OrderMatch
-from db.models import Order
+from db.models import Order, OrderMatch
 from db.queries import matching as match_queries
 from domain import dispatch, presence
 from domain.permissions import Permission

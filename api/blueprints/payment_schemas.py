@@ -9,8 +9,7 @@ from marshmallow import fields, validate
 
 from api.fields import PageArgsSchema, PaginationSchema, money_out
 from api.smorest import Schema
-from db.models import PaymentTransaction
-from db.payment_models import PaymentEscrow
+from db.models import PaymentEscrow, PaymentTransaction
 
 PAYMENT_METHOD_ID = validate.Regexp(r"^pm_[A-Za-z0-9_]{1,200}$",
                                     error="Must be a payment method id (pm_...).")

@@ -6,9 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from core.config import load_settings
-from db import payment_models  # noqa: F401  (registers the payment tables)
-from db.lifecycle_models import Base  # also registers the lifecycle tables
-from db.matching_models import Base as _MatchingBase  # noqa: F401  (matching tables)
+from db.models import Base  # the package registers every table
 from db.session import make_engine
 
 config = context.config

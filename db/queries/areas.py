@@ -9,7 +9,7 @@ from geoalchemy2 import Geography
 from sqlalchemy import Float, Select, bindparam, cast, exists, func, literal_column, not_, select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OperatingArea
+from db.models import OperatingArea
 from domain.geo import point_in_ring
 
 

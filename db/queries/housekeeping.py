@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import IdempotencyRecord
+from db.models import IdempotencyRecord
 
 
 def purge_expired_idempotency_keys(session: Session, now: datetime) -> int:

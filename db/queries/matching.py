@@ -12,14 +12,17 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.matching_models import (
+from db.models import (
+    Base,
     GeofenceState,
     LocationSample,
+    Order,
+    OrderApplication,
     OrderAssignment,
     OrderDispatch,
     OrderMatch,
+    User,
 )
-from db.models import Base, Order, OrderApplication, User
 from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 from domain.geo import bounding_box
 

@@ -233,7 +233,7 @@ def _postgis_create(order_names: tuple[str, ...], history_names: tuple[str, ...]
     """One statement for a whole order create: the operating-area check, the order row, its
     history row and its outbox row (data-modifying CTEs). The history and outbox rows select
     FROM the inserted order, so an order refused by the area check writes nothing at all."""
-    from db.lifecycle_models import OperatingArea, OrderEvent, OutboxMessage
+    from db.models import OperatingArea, OrderEvent, OutboxMessage
 
     areas, history, outbox = (cast(Table, model.__table__)
                               for model in (OperatingArea, OrderEvent, OutboxMessage))

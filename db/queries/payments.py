@@ -9,12 +9,13 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import Order, PaymentTransaction
-from db.payment_models import (
+from db.models import (
     LedgerEntry,
     LedgerTransaction,
+    Order,
     PaymentCustomer,
     PaymentEscrow,
+    PaymentTransaction,
     PayoutAccount,
     ReconciliationRun,
     SavedPaymentMethod,

@@ -10,8 +10,7 @@ from typing import cast
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OrderEvent
-from db.models import AuditEvent, Order, OrderApplication, PaymentTransaction, User
+from db.models import AuditEvent, Order, OrderApplication, OrderEvent, PaymentTransaction, User
 from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 
 #: Orders in these states still bind their participants (see ``open_obligations``).

@@ -8,8 +8,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import User
-from db.payment_models import PaymentCustomer, PayoutAccount, SavedPaymentMethod
+from db.models import PaymentCustomer, PayoutAccount, SavedPaymentMethod, User
 from db.queries import payments as queries
 from domain.payments import keys
 from domain.payments.errors import for_request

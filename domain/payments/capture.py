@@ -8,8 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from db.models import Order, User
-from db.payment_models import PaymentEscrow
+from db.models import Order, PaymentEscrow, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions

@@ -16,8 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from db.models import Order, User
-from db.payment_models import PaymentEscrow, SavedPaymentMethod
+from db.models import Order, PaymentEscrow, SavedPaymentMethod, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions

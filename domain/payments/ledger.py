@@ -26,7 +26,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.payment_models import LedgerEntry, LedgerTransaction
+from db.models import LedgerEntry, LedgerTransaction
 from domain.money import FeeSplit, normalize_currency
 
 

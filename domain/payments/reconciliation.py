@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.payment_models import PaymentEscrow, ReconciliationRun
+from db.models import PaymentEscrow, ReconciliationRun
 from db.queries import payments as queries
 from domain.payments import keys
 from domain.payments.escrow import EscrowState

@@ -8,8 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.models import Order, PaymentTransaction
-from db.payment_models import PaymentEscrow
+from db.models import Order, PaymentEscrow, PaymentTransaction
 from domain.enums import PaymentStatus
 from domain.events import emit
 from domain.money import format_minor

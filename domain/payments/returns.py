@@ -11,8 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from db.models import Order
-from db.payment_models import PaymentEscrow
+from db.models import Order, PaymentEscrow
 from domain.payments import keys, ledger
 from domain.payments.escrow import EscrowState
 from domain.payments.gateway import InvalidRequest, PaymentGateway

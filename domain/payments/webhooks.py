@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from db.payment_models import ProcessedWebhookEvent
+from db.models import ProcessedWebhookEvent
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain.enums import OrderStatus

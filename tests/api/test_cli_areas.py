@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from api.cli import cli
-from db.lifecycle_models import OperatingArea
+from db.models import OperatingArea
 
 RING = [[2.2, 48.8], [2.5, 48.8], [2.5, 48.95], [2.2, 48.95], [2.2, 48.8]]
 

@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.matching_models import OrderDispatch, OrderMatch
-from db.models import Order, User
+from db.models import Order, OrderDispatch, OrderMatch, User
 from domain import matching_service
 from domain.enums import OrderStatus
 from domain.locations import LocationStore, PresenceRegistry, ProviderLocation

@@ -12,8 +12,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OrderEvent, OutboxMessage
-from db.models import OrderApplication, User
+from db.models import OrderApplication, OrderEvent, OutboxMessage, User
 from domain.locations import LocationStore, ProviderLocation
 from tests.api.orders_helpers import call, create_order
 from tests.factories import UserFactory

@@ -7,8 +7,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OrderEvent
-from db.models import Order
+from db.models import Order, OrderEvent
 from tests.api.orders_helpers import call, create_order
 from tests.factories import PASSWORD, UserFactory
 

@@ -10,8 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OperatingArea, OrderEvent, OutboxMessage
-from db.models import Order, User
+from db.models import OperatingArea, Order, OrderEvent, OutboxMessage, User
 from tests.api.orders_helpers import call, order_body
 from tests.factories import UserFactory
 

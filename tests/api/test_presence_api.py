@@ -13,9 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OutboxMessage
-from db.matching_models import LocationSample
-from db.models import User
+from db.models import LocationSample, OutboxMessage, User
 from domain.enums import OrderStatus
 from domain.locations import KEY, PresenceRegistry
 from tests.api.orders_helpers import call

@@ -12,8 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.matching_models import LocationSample, Notification, OrderMatch
-from db.models import Base
+from db.models import Base, LocationSample, Notification, OrderMatch
 from db.queries import matching as q
 from domain.enums import ApplicationStatus, OrderStatus
 from tests.factories import OrderFactory, UserFactory
@@ -44,8 +43,6 @@ def _mentions_matching_table(diff: object) -> bool:
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::sqlalchemy.exc.SAWarning")
 def test_migration_0004_matches_the_models(any_session: Session) -> None:
-    import db.matching_models  # noqa: F401
-
     context = MigrationContext.configure(any_session.connection(),
                                          opts={"compare_type": False})
     diffs = [d for d in compare_metadata(context, Base.metadata) if _mentions_matching_table(d)]

@@ -11,8 +11,7 @@ from sqlalchemy.orm import Session
 
 from api.blueprints.order_schemas import OrderSchema, order_json
 from core.context import request_id_var
-from db.lifecycle_models import OperatingArea, OrderEvent, OutboxMessage
-from db.models import Order
+from db.models import OperatingArea, Order, OrderEvent, OutboxMessage
 from domain import orders
 from domain.errors import Unprocessable
 from tests.factories import UserFactory

@@ -10,9 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OrderEvent, OutboxMessage
-from db.matching_models import OrderDispatch, OrderMatch
-from db.models import Order, OrderApplication, User
+from db.models import (
+    Order,
+    OrderApplication,
+    OrderDispatch,
+    OrderEvent,
+    OrderMatch,
+    OutboxMessage,
+    User,
+)
 from domain import dispatch
 from domain.enums import ApplicationStatus, OrderStatus
 from domain.errors import Conflict, NotFound

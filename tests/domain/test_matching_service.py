@@ -11,9 +11,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OutboxMessage
-from db.matching_models import Notification, OrderAssignment, OrderMatch
-from db.models import Order, User
+from db.models import Notification, Order, OrderAssignment, OrderMatch, OutboxMessage, User
 from domain import matching_service, notifications
 from domain.enums import OrderStatus
 from domain.locations import PresenceRegistry, ProviderLocation

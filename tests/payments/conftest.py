@@ -18,8 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Order, OrderApplication, User
-from db.payment_models import PaymentEscrow, PayoutAccount
+from db.models import Order, OrderApplication, PaymentEscrow, PayoutAccount, User
 from domain.enums import OrderStatus
 from domain.money import FeePolicy
 from domain.payments.config import PaymentConfig

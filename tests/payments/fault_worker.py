@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from celery_app import celery
-from db.payment_models import LedgerTransaction
+from db.models import LedgerTransaction
 from domain.payments.gateway import PaymentGateway
 
 ENV = "TAPLIVE_FAULT_POINT"

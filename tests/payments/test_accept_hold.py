@@ -9,9 +9,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OutboxMessage
-from db.models import Order, PaymentTransaction, User
-from db.payment_models import LedgerEntry, PaymentEscrow, SavedPaymentMethod
+from db.models import (
+    LedgerEntry,
+    Order,
+    OutboxMessage,
+    PaymentEscrow,
+    PaymentTransaction,
+    SavedPaymentMethod,
+    User,
+)
 from domain.enums import OrderStatus
 from services import Payments
 from tests.api.orders_helpers import call

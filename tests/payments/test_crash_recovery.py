@@ -27,8 +27,7 @@ from sqlalchemy import func, select
 
 from api import create_app
 from api.services import payments
-from db.models import User
-from db.payment_models import LedgerEntry, LedgerTransaction, PaymentEscrow, PayoutAccount
+from db.models import LedgerEntry, LedgerTransaction, PaymentEscrow, PayoutAccount, User
 from tests import factories
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers

@@ -11,8 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.lifecycle_models import OutboxMessage
-from db.models import Order, PaymentTransaction, User
+from db.models import Order, OutboxMessage, PaymentTransaction, User
 from db.queries import payments as queries
 from domain.enums import OrderStatus
 from domain.payments import capture, holds, ledger, settlement

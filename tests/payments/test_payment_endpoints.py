@@ -10,8 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import User
-from db.payment_models import PaymentCustomer, PayoutAccount, SavedPaymentMethod
+from db.models import PaymentCustomer, PayoutAccount, SavedPaymentMethod, User
 from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import accepted

@@ -14,8 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from db.models import User
-from db.payment_models import PayoutAccount
+from db.models import PayoutAccount, User
 from domain.payments import capture, keys, settlement
 from domain.payments.gateway import ObjectMissing, RateLimited
 from domain.payments.stripe_gateway import StripeGateway

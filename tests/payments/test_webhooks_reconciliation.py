@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import User
-from db.payment_models import ProcessedWebhookEvent
+from db.models import ProcessedWebhookEvent, User
 from domain.payments import capture, reconciliation
 from services import Payments
 from tests.payments.conftest import WEBHOOK_SECRET, accepted, deliver, escrow_of

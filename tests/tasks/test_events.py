@@ -14,8 +14,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from core.publisher import EVENTS_CHANNEL
-from db.lifecycle_models import OutboxMessage
-from db.models import User
+from db.models import OutboxMessage, User
 from domain import orders
 from tasks.events import DRAIN_TASK, KICK_KEY
 from tests.api.orders_helpers import order_body

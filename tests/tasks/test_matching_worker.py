@@ -13,9 +13,7 @@ from celery import Celery
 from flask import Flask
 from sqlalchemy import func, select
 
-from db.lifecycle_models import OutboxMessage
-from db.matching_models import Notification, OrderAssignment, OrderMatch
-from db.models import User
+from db.models import Notification, OrderAssignment, OrderMatch, OutboxMessage, User
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 

@@ -8,8 +8,7 @@ from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from db.lifecycle_models import OrderEvent
-from db.models import Order, User
+from db.models import Order, OrderEvent, User
 from domain.enums import OrderStatus
 from tests import factories
 
@@ -50,7 +49,7 @@ def test_expiry_cancels_stale_orders_once(live_app: Flask, live_users: dict[str,
 
 
 def test_expired_idempotency_keys_are_purged_once(live_app: Flask) -> None:
-    from db.lifecycle_models import IdempotencyRecord
+    from db.models import IdempotencyRecord
 
     database = live_app.extensions["taplive"].db
     with database.transaction() as session:

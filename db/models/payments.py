@@ -1,11 +1,8 @@
-"""Payment models: the escrow of each order, saved payment methods, payout accounts, the
-double-entry ledger, processed webhook events and reconciliation runs.
+"""Payments: the spec's payment transactions, escrow, processor customers and saved cards,
+payout accounts, the double-entry ledger, processed webhook events and reconciliation runs.
 
-``payment_transactions`` (``db.models.PaymentTransaction``) stays the user-visible record of an
-order's payment with its database-checked fee split; ``payment_escrows`` carries the finer
-state machine that drives the money (see ``domain.payments.escrow``). Amounts are integer
-minor units of the row's currency; ledger amounts are signed (see ``domain.payments.ledger``).
-"""
+Amounts are integer minor units of the row's currency; ledger amounts are signed (see
+``domain.payments.ledger``)."""
 
 from __future__ import annotations
 
@@ -26,14 +23,49 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models import Base, TimestampMixin
+from db.models.base import Base, TimestampMixin, bigint_pk, enum_type
 from db.types import JSONType, UTCDateTime, utcnow
+from domain.enums import (
+    PaymentStatus,
+)
 
 
-def _bigint_pk() -> Mapped[int]:
-    # SQLite only auto-increments INTEGER PRIMARY KEY.
-    return mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                         autoincrement=True)
+class PaymentTransaction(TimestampMixin, Base):
+    __tablename__ = "payment_transactions"
+    __table_args__ = (
+        # The fee split must add up to the cent: enforced by the database, not only by code.
+        CheckConstraint(
+            "gross_amount_minor = platform_fee_minor + processing_fee_minor + net_amount_minor",
+            name="ck_payments_split_balances",
+        ),
+        CheckConstraint(
+            "gross_amount_minor >= 0 AND platform_fee_minor >= 0 "
+            "AND processing_fee_minor >= 0 AND net_amount_minor >= 0",
+            name="ck_payments_non_negative",
+        ),
+        Index("idx_payments_order", "order_id"),
+        Index("idx_payments_payer", "payer_id"),
+        Index("idx_payments_payee", "payee_id"),
+        Index("idx_payments_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("live_stream_orders.id")
+    )
+    payer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    payee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    gross_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    platform_fee_minor: Mapped[int] = mapped_column(BigInteger)
+    processing_fee_minor: Mapped[int] = mapped_column(BigInteger)
+    net_amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[PaymentStatus] = mapped_column(
+        enum_type(PaymentStatus, "payment_status_enum"), default=PaymentStatus.PENDING
+    )
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PaymentEscrow(TimestampMixin, Base):
@@ -94,7 +126,7 @@ class PaymentCustomer(Base):
     __tablename__ = "payment_customers"
     __table_args__ = (UniqueConstraint("user_id", "gateway", name="uq_payment_customers_user"),)
 
-    id: Mapped[int] = _bigint_pk()
+    id: Mapped[int] = bigint_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     gateway: Mapped[str] = mapped_column(String(16))
     customer_ref: Mapped[str] = mapped_column(String(255))
@@ -128,7 +160,7 @@ class PayoutAccount(Base):
     __tablename__ = "payout_accounts"
     __table_args__ = (UniqueConstraint("user_id", "gateway", name="uq_payout_accounts_user"),)
 
-    id: Mapped[int] = _bigint_pk()
+    id: Mapped[int] = bigint_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     gateway: Mapped[str] = mapped_column(String(16))
     account_ref: Mapped[str] = mapped_column(String(255))
@@ -144,7 +176,7 @@ class LedgerTransaction(Base):
     __tablename__ = "ledger_transactions"
     __table_args__ = (Index("idx_ledger_transactions_order", "order_id"),)
 
-    id: Mapped[int] = _bigint_pk()
+    id: Mapped[int] = bigint_pk()
     key: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     order_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -164,7 +196,7 @@ class LedgerEntry(Base):
         Index("idx_ledger_entries_transaction", "transaction_id"),
     )
 
-    id: Mapped[int] = _bigint_pk()
+    id: Mapped[int] = bigint_pk()
     transaction_id: Mapped[int] = mapped_column(
         ForeignKey("ledger_transactions.id", ondelete="CASCADE"))
     account: Mapped[str] = mapped_column(String(64))
@@ -189,7 +221,7 @@ class ReconciliationRun(Base):
 
     __tablename__ = "reconciliation_runs"
 
-    id: Mapped[int] = _bigint_pk()
+    id: Mapped[int] = bigint_pk()
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     checked: Mapped[int] = mapped_column(Integer, default=0)
     drift: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)

@@ -1,10 +1,8 @@
-"""Models of matching and presence (migration 0004): invitations ("order matches"), the batch
-assignment, auto-dispatch offers, geofence state, sampled location history, notifications.
+"""Matching: invitations ("order matches"), the batch assignment, auto-dispatch offers.
 
 Statuses are plain strings guarded by CHECK constraints (like ``AuditEvent.event``); their
 vocabulary is ``domain.dispatch.MatchStatus`` / ``DispatchStatus``, so a new value is one
-migration of a constraint rather than an enum type per dialect.
-"""
+migration of a constraint rather than an enum type per dialect."""
 
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -26,16 +23,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models import Base
+from db.models.base import Base, check_in
 from db.types import JSONType, UTCDateTime, utcnow
 
 MATCH_STATUSES = ("invited", "offered", "declined", "expired", "accepted", "closed")
+
+
 MATCH_SOURCES = ("order_created", "rematch")
+
+
 DISPATCH_STATUSES = ("offering", "exhausted", "accepted", "stopped")
-
-
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class OrderMatch(Base):
@@ -47,8 +44,8 @@ class OrderMatch(Base):
     __tablename__ = "order_matches"
     __table_args__ = (
         UniqueConstraint("order_id", "provider_id", name="uq_order_matches_order_provider"),
-        CheckConstraint(_in("status", MATCH_STATUSES), name="ck_order_matches_status"),
-        CheckConstraint(_in("source", MATCH_SOURCES), name="ck_order_matches_source"),
+        CheckConstraint(check_in("status", MATCH_STATUSES), name="ck_order_matches_status"),
+        CheckConstraint(check_in("source", MATCH_SOURCES), name="ck_order_matches_source"),
         Index("idx_order_matches_order", "order_id", "rank"),
         Index("idx_order_matches_provider", "provider_id", "status"),
     )
@@ -89,7 +86,7 @@ class OrderDispatch(Base):
 
     __tablename__ = "order_dispatches"
     __table_args__ = (
-        CheckConstraint(_in("status", DISPATCH_STATUSES), name="ck_order_dispatches_status"),
+        CheckConstraint(check_in("status", DISPATCH_STATUSES), name="ck_order_dispatches_status"),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(
@@ -100,58 +97,3 @@ class OrderDispatch(Base):
     offers_made: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class GeofenceState(Base):
-    """Whether the assigned provider was last seen inside the order's service radius, so
-    ``location:geofence_entered`` / ``_exited`` fire on changes only."""
-
-    __tablename__ = "order_geofence_states"
-
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("live_stream_orders.id", ondelete="CASCADE"), primary_key=True)
-    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    inside: Mapped[bool] = mapped_column(Boolean)
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class LocationSample(Base):
-    """Sampled location history (at most one row per provider per sampling interval), purged
-    after the retention period. The latest position lives in Redis, not here."""
-
-    __tablename__ = "provider_location_samples"
-    __table_args__ = (
-        Index("idx_location_samples_provider", "provider_id", "recorded_at"),
-        Index("idx_location_samples_recorded", "recorded_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
-                                    primary_key=True, autoincrement=True)
-    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    latitude: Mapped[float] = mapped_column(Float)
-    longitude: Mapped[float] = mapped_column(Float)
-    accuracy_m: Mapped[float | None] = mapped_column(Float)
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Notification(Base):
-    """A notification record for one user (an invitation, a dispatch offer, ...). Unique per
-    (recipient, order, kind), so a notify task that runs twice records it once."""
-
-    __tablename__ = "notifications"
-    __table_args__ = (
-        UniqueConstraint("recipient_id", "order_id", "kind", name="uq_notifications_once"),
-        Index("idx_notifications_recipient", "recipient_id", "created_at"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    recipient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    order_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("live_stream_orders.id", ondelete="CASCADE"))
-    match_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("order_matches.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
