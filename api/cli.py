@@ -13,7 +13,7 @@ from api.cli_areas import areas_cli
 from api.cli_matching import rematch_command
 from api.services import services
 from db import migrate as migrations
-from domain.accounts import ensure_admin
+from domain.admins import ensure_admin
 
 
 def _app() -> Flask:

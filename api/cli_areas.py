@@ -12,8 +12,8 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from api.services import services
+from core.errors import DomainError
 from domain import areas
-from domain.errors import DomainError
 
 areas_cli = AppGroup("areas", help="Operating areas (GeoJSON polygons) where orders are accepted.")
 

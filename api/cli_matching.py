@@ -18,8 +18,8 @@ from flask.cli import with_appcontext
 
 from api.services import services
 from domain import matching_service
-from domain.locations import PresenceRegistry
 from domain.matching_service import MatchingRules, RematchReport
+from domain.presence_store import PresenceRegistry
 from domain.provider_index import ProviderIndexHolder
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.envelope import failure
-from domain import errors as domain
+from core import errors as domain
 from domain.payments.errors import ProcessorUnavailable
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import func, select
 
 from api.services import Services
+from core.enums import OrderStatus
 from core.metrics import HTTP_REQUEST_DURATION, CallbackGauge, render
 from db.models import Order
-from domain.enums import OrderStatus
 from workers.queues import ALL_QUEUES
 
 OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.ACCEPTED, OrderStatus.ACTIVE)

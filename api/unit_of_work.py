@@ -27,8 +27,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from api.envelope import success
 from api.errors import error_response
 from api.services import services
+from core.errors import Unprocessable, ValidationFailed
 from db.models import IdempotencyRecord
-from domain.errors import Unprocessable, ValidationFailed
 
 log = logging.getLogger(__name__)
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

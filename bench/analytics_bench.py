@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 
 from bench.scratch import create_database, drop_database
 from core.embedded_redis import start_redis_server
+from core.enums import ApplicationStatus, OrderStatus, PaymentStatus, UserRole
 from db import migrate
 from db.models import Order, OrderApplication, PaymentTransaction, User
 from db.session import make_engine
 from domain import analytics
-from domain.enums import ApplicationStatus, OrderStatus, PaymentStatus, UserRole
 
 
 def _seed(session: Session, orders: int, rng: random.Random) -> uuid.UUID:

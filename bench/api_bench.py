@@ -100,10 +100,10 @@ def _free_port() -> int:
 
 
 def _seed(url: str, count: int) -> tuple[uuid.UUID, uuid.UUID]:
+    from core.enums import OrderStatus, UserRole, VerificationStatus
     from db import migrate
     from db.models import Order, User
     from db.session import make_engine
-    from domain.enums import OrderStatus, UserRole, VerificationStatus
     from domain.passwords import hash_password
 
     engine = make_engine(url)

@@ -63,11 +63,11 @@ def _env(url: str) -> dict[str, str]:
 
 
 def _seed(url: str, providers: int, rng: random.Random) -> uuid.UUID:
+    from core.enums import UserRole, VerificationStatus
     from db import migrate
     from db.models import User
     from db.session import make_engine
-    from domain.enums import UserRole, VerificationStatus
-    from domain.locations import PresenceRegistry, ProviderLocation
+    from domain.presence_store import PresenceRegistry, ProviderLocation
 
     engine = make_engine(url)
     migrate.upgrade(engine)

@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from domain.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 T = TypeVar("T")
 Direction = Literal["next", "prev"]

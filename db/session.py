@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from domain.geo import great_circle_m
+from core.geo import great_circle_m
 
 log = logging.getLogger(__name__)
 

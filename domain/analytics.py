@@ -34,10 +34,10 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus, UserRole
+from core.errors import ValidationFailed
 from db.models import User
 from db.queries import analytics as queries
-from domain.enums import OrderStatus, UserRole
-from domain.errors import ValidationFailed
 from domain.money import format_minor
 
 USER_STATS_TTL_S = 1800  # the spec's userStats

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
+from core.errors import Conflict, NotFound, ValidationFailed
 from db.models import Order, OrderApplication, User
-from domain.enums import ApplicationStatus, OrderStatus
-from domain.errors import Conflict, NotFound, ValidationFailed
 from domain.events import emit
 from domain.money import MoneyError, to_minor
 from domain.order_states import Actor

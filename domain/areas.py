@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.geo import is_valid_coordinate
 from db.models import OperatingArea
-from domain.errors import Conflict, NotFound, ValidationFailed
-from domain.geo import is_valid_coordinate
 
 
 def validate_polygon(geojson: Any) -> dict[str, Any]:

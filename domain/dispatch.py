@@ -17,12 +17,12 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
+from core.errors import Conflict, NotFound
 from db.models import Order, OrderApplication, OrderDispatch, OrderMatch, User
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain import applications, order_actions
-from domain.enums import ApplicationStatus, OrderStatus
-from domain.errors import Conflict, NotFound
 from domain.events import emit
 from domain.orders import load_as_creator
 

@@ -22,16 +22,16 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.enums import OrderStatus
+from core.geo import great_circle_m
 from core.metrics import MATCH_CANDIDATES, MATCH_LATENCY, REMATCH_ASSIGNMENT_SIZE
 from db.models import OrderAssignment, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain import dispatch
-from domain.enums import OrderStatus
 from domain.events import emit
-from domain.geo import great_circle_m
-from domain.locations import PresenceRegistry
 from domain.presence import is_live
+from domain.presence_store import PresenceRegistry
 from matching import (
     DEFAULT_WEIGHTS,
     CandidateEdges,

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Notification, Order, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain.dispatch import MatchStatus
-from domain.enums import OrderStatus
 from domain.events import emit
 
 ORDER_INVITATION = "order_invitation"

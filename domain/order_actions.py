@@ -14,13 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
+from core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from core.geo import great_circle_m
 from db.models import Order, OrderApplication, User
 from db.queries import orders as order_queries
 from domain import applications
-from domain.enums import ApplicationStatus, OrderStatus
-from domain.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from domain.events import record_order_event
-from domain.geo import great_circle_m
 from domain.order_states import Action, Actor, check_transition
 from domain.orders import OrderRules, actor_for
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from domain.enums import OrderStatus
-from domain.errors import InvalidStateTransition, PermissionDenied
+from core.enums import OrderStatus
+from core.errors import InvalidStateTransition, PermissionDenied
 
 
 class Actor(StrEnum):

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus, UserRole
+from core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from db.models import Order, OrderEvent, OutboxMessage, User
 from db.queries import areas as area_queries
 from db.queries import orders as order_queries
-from domain.enums import OrderStatus, UserRole
-from domain.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from domain.events import (
     emit,
     mark_outbox_pending,

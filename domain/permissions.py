@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from domain.enums import UserRole, VerificationStatus
-from domain.errors import PermissionDenied
+from core.enums import UserRole, VerificationStatus
+from core.errors import PermissionDenied
 
 
 class Permission(StrEnum):

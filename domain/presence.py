@@ -15,14 +15,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.enums import OrderStatus, UserRole, VerificationStatus
+from core.errors import NotFound
+from core.geo import EARTH_RADIUS_M, great_circle_m
 from db.models import GeofenceState, LocationSample, Order, OrderDispatch, OrderMatch, User
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
-from domain.enums import OrderStatus, UserRole, VerificationStatus
-from domain.errors import NotFound
 from domain.events import emit
-from domain.geo import EARTH_RADIUS_M, great_circle_m
-from domain.locations import LocationStore, PresenceRegistry, ProviderLocation
+from domain.presence_store import LocationStore, PresenceRegistry, ProviderLocation
 
 GEOFENCE_ENTERED = "location:geofence_entered"
 GEOFENCE_EXITED = "location:geofence_exited"

@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from domain.locations import PresenceChange, PresenceRegistry
+from domain.presence_store import PresenceChange, PresenceRegistry
 from matching import ProviderIndex, ProviderRecord
 
 log = logging.getLogger(__name__)
 
 
 def to_record(rec: Mapping[str, Any], now: float) -> ProviderRecord:
-    """A presence record (``domain.locations``) as the engine's row."""
+    """A presence record (``domain.presence_store``) as the engine's row."""
     def rate(name: str) -> float:
         value = rec.get(name)
         return math.nan if value is None else float(value)

@@ -2,7 +2,7 @@
 password, GDPR export and erasure, provider verification.
 
 Each command takes the session, applies its rule, writes its audit event and commits, so the
-change and its audit record land together. Errors are domain exceptions (``domain.errors``).
+change and its audit record land together. Errors are domain exceptions (``core.errors``).
 """
 
 from __future__ import annotations
@@ -21,20 +21,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
-from db.models import User
-from db.queries import users as queries
-from db.session import note_for_commit
-from db.types import utcnow
-from domain import audit
-from domain.audit import AuditEventType
-from domain.enums import UserRole, VerificationStatus
-from domain.errors import (
+from core.enums import UserRole, VerificationStatus
+from core.errors import (
     AuthenticationFailed,
     Conflict,
     NotFound,
     PermissionDenied,
     ValidationFailed,
 )
+from db.models import User
+from db.queries import users as queries
+from db.session import note_for_commit
+from db.types import utcnow
+from domain import audit
+from domain.audit import AuditEventType
 from domain.events import ORDER_VIEW_CHANGED
 from domain.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from domain.permissions import PROVIDER_ROLES, sorted_permissions

@@ -24,6 +24,7 @@ from .geo import (
     validate_coordinates,
 )
 from .index import ProviderIndex
+from .provider_signals import ProviderRecord, ProviderSignals
 from .scoring import (
     COMPONENTS,
     DEFAULT_WEIGHTS,
@@ -34,7 +35,6 @@ from .scoring import (
     score_components,
     scores_to_costs,
 )
-from .signals import ProviderRecord, ProviderSignals
 
 __all__ = [
     "COMPONENTS",

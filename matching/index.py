@@ -37,7 +37,7 @@ from .geo import (
     validate_coordinates,
     validate_distance,
 )
-from .signals import SIGNAL_FIELDS, ProviderRecord, ProviderSignals
+from .provider_signals import SIGNAL_FIELDS, ProviderRecord, ProviderSignals
 
 __all__ = ["ProviderIndex"]
 

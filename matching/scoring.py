@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from .candidates import CandidateEdges, Candidates, IntArray
 from .geo import FloatArray, as_float_array
-from .signals import ProviderSignals
+from .provider_signals import ProviderSignals
 
 __all__ = [
     "COMPONENTS",

@@ -22,13 +22,13 @@ from core.config import Settings
 from core.publisher import EventPublisher, RedisEventPublisher
 from core.redis import make_redis
 from db.pagination import CursorCodec
-from db.read_cache import ReadCache
 from db.session import Database, make_engine
 from domain.auth.generations import GenerationRegister
-from domain.locations import PresenceRegistry
 from domain.payments.config import PaymentConfig, make_gateway
 from domain.payments.gateway import PaymentGateway
+from domain.presence_store import PresenceRegistry
 from domain.provider_index import ProviderIndexHolder
+from services.read_cache import ReadCache
 
 
 @dataclass

@@ -21,8 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from db.queries import matching as match_queries
 from domain import dispatch, matching_service
-from domain.locations import PresenceRegistry
 from domain.matching_service import MatchingRules
+from domain.presence_store import PresenceRegistry
 from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)

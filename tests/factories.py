@@ -8,8 +8,8 @@ from typing import Any
 import factory
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus, UserRole, VerificationStatus
 from db.models import Order, User
-from domain.enums import OrderStatus, UserRole, VerificationStatus
 
 _session: Session | None = None
 _counter = itertools.count()

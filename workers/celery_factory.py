@@ -55,7 +55,7 @@ def make_celery(services: Services, name: str = "taplive") -> TapLiveCelery:
     )
     celery.set_default()
     celery.autodiscover_tasks(["tasks"], related_name=None, force=True)
-    import workers.signals  # noqa: F401  (connects the request-id signals)
+    import workers.celery_signals  # noqa: F401  (connects the request-id signals)
     from tasks.events import kick_after_commit
 
     services.db.on_commit(partial(kick_after_commit, celery, services.redis))

@@ -76,7 +76,7 @@ def _prepare_database(env: dict[str, str]) -> None:
     """Migrate and make sure an admin exists, in-process with the children's settings."""
     from db import migrate
     from db.session import Database, make_engine
-    from domain.accounts import ensure_admin
+    from domain.admins import ensure_admin
 
     settings = load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
     database = Database(make_engine(settings.database_url))

@@ -17,9 +17,9 @@ from werkzeug.exceptions import Unauthorized
 
 from api.auth.tokens import verify_access_token
 from api.services import services
+from core.enums import VerificationStatus
 from db.models import User
 from db.queries.users import find_verification_status
-from domain.enums import VerificationStatus
 from domain.permissions import PROVIDER_ROLES, Caller, Permission, require_verified_provider
 
 F = TypeVar("F", bound=Callable[..., Any])

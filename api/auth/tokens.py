@@ -51,11 +51,11 @@ from api.errors import error_response
 from api.services import services
 from core.config import Settings
 from core.context import user_id_var
+from core.enums import UserRole
+from core.errors import ValidationFailed
 from db.models import User
 from db.queries import users as user_queries
 from domain.auth import activity, generations
-from domain.enums import UserRole
-from domain.errors import ValidationFailed
 from domain.permissions import Caller, sorted_permissions
 
 ALGORITHM = "HS256"

@@ -17,8 +17,8 @@ from api.metrics import queue_depths
 from api.services import services
 from api.smorest import Blueprint
 from domain import analytics
-from domain.locations import PresenceRegistry
 from domain.permissions import Permission
+from domain.presence_store import PresenceRegistry
 
 blp = Blueprint("analytics", __name__, description="Analytics")
 

@@ -18,9 +18,9 @@ from api.blueprints.user_schemas import (
 )
 from api.services import services
 from api.smorest import Blueprint
+from core.enums import UserRole
 from core.metrics import USER_REGISTRATIONS
 from domain import users
-from domain.enums import UserRole
 
 blp = Blueprint("auth", __name__, description="Accounts: sign-up, sign-in and sessions")
 

@@ -19,9 +19,9 @@ from api.blueprints.orders import rules
 from api.services import payments, services
 from api.smorest import Blueprint
 from domain import order_actions
-from domain.locations import LocationStore
 from domain.payments import capture, holds
 from domain.permissions import Permission
+from domain.presence_store import LocationStore
 
 blp = Blueprint("order_actions", __name__,
                 description="Order lifecycle actions")

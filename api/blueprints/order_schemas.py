@@ -21,8 +21,8 @@ from api.fields import (
     money_out,
 )
 from api.smorest import Schema, Serialized
+from core.enums import OrderStatus
 from db.models import Order
-from domain.enums import OrderStatus
 
 MAX_REQUIREMENTS_BYTES = 4096
 TAG = fields.String(validate=[validate.Length(1, 40), validate.Regexp(r"^[\w\-]+$")])

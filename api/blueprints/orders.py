@@ -23,14 +23,14 @@ from api.blueprints.order_schemas import (
 from api.fields import page_payload
 from api.services import services
 from api.smorest import Blueprint, Serialized
+from core.enums import OrderStatus
+from core.errors import NotFound
 from db.models import Order
 from db.pagination import paginate
 from db.queries import orders as order_queries
-from db.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 from domain import orders
-from domain.enums import OrderStatus
-from domain.errors import NotFound
 from domain.permissions import Permission, permissions_for
+from services.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 
 blp = Blueprint("orders", __name__,
                 description="Live-stream orders")
@@ -105,7 +105,7 @@ class Orders(MethodView):
             return page_payload(found, [order_json(order) for order in found.items])
 
         # Cached per caller and arguments; any change to one of the caller's orders bumps the
-        # caller's version (db/read_cache.py).
+        # caller's version (services/read_cache.py).
         return Serialized(read_cache().read(
             user_orders_version_key(caller.id),
             entry_key("orders", caller.id, sorted(args.items())), page))

@@ -26,14 +26,14 @@ from api.blueprints.payment_schemas import (
 from api.fields import page_payload
 from api.services import payments, services
 from api.smorest import Blueprint
+from core.errors import NotFound
 from db.models import PaymentTransaction
 from db.pagination import paginate
 from db.queries import orders as order_queries
 from db.queries import payments as queries
-from domain.errors import NotFound
 from domain.money import format_minor
 from domain.orders import actor_for
-from domain.payments import accounts
+from domain.payments import processor_accounts
 from domain.permissions import Permission
 
 blp = Blueprint("payments", __name__, description="Payments, payment methods, payouts, ledger")
@@ -88,7 +88,7 @@ class PaymentMethods(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Save a payment method made by the client with the processor (it becomes the
         default). Card data never reaches us, only its id."""
-        method = accounts.save_method(services().db.session(), payments().gateway,
+        method = processor_accounts.save_method(services().db.session(), payments().gateway,
                                       current_user(), body["paymentMethodId"], datetime.now(UTC))
         return {"paymentMethod": method}
 
@@ -110,7 +110,7 @@ class MyPayoutAccount(MethodView):
     @blp.response(200, PayoutAccountEnvelopeSchema)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register (or replace) my connected payout account; settlements wait for it."""
-        account = accounts.set_payout_account(services().db.session(), payments().gateway,
+        account = processor_accounts.set_payout_account(services().db.session(), payments().gateway,
                                               current_user(), body["accountId"])
         return {"payoutAccount": account}
 

@@ -15,8 +15,8 @@ from api.fields import latitude, longitude
 from api.services import services
 from api.smorest import Blueprint, Schema
 from domain import presence
-from domain.locations import PresenceRegistry, ProviderLocation
 from domain.permissions import Permission
+from domain.presence_store import PresenceRegistry, ProviderLocation
 
 blp = Blueprint("providers", __name__,
                 description="Provider presence and location")

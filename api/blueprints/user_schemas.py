@@ -9,8 +9,8 @@ from marshmallow import fields, validate
 
 from api.fields import PageArgsSchema, PaginationSchema
 from api.smorest import Schema
+from core.enums import UserRole, VerificationStatus
 from db.models import User
-from domain.enums import UserRole, VerificationStatus
 from domain.permissions import sorted_permissions
 from domain.users import SELF_SERVICE_ROLES, normalise_email
 

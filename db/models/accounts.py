@@ -18,12 +18,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models.base import Base, TimestampMixin, enum_type
-from db.types import JSONType, UTCDateTime, utcnow
-from domain.enums import (
+from core.enums import (
     UserRole,
     VerificationStatus,
 )
+from db.models.base import Base, TimestampMixin, enum_type
+from db.types import JSONType, UTCDateTime, utcnow
 
 
 class User(TimestampMixin, Base):

@@ -23,12 +23,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.models.base import Base, TimestampMixin, enum_type
-from db.types import JSONType, StringList, UTCDateTime, utcnow
-from domain.enums import (
+from core.enums import (
     ApplicationStatus,
     OrderStatus,
 )
+from db.models.base import Base, TimestampMixin, enum_type
+from db.types import JSONType, StringList, UTCDateTime, utcnow
 
 # The generated geography column: derived by PostgreSQL from latitude/longitude so the two can
 # never disagree. It is deliberately not mapped on ``Order``: SQLite has no such column, and only

@@ -23,11 +23,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models.base import Base, TimestampMixin, bigint_pk, enum_type
-from db.types import JSONType, UTCDateTime, utcnow
-from domain.enums import (
+from core.enums import (
     PaymentStatus,
 )
+from db.models.base import Base, TimestampMixin, bigint_pk, enum_type
+from db.types import JSONType, UTCDateTime, utcnow
 
 
 class PaymentTransaction(TimestampMixin, Base):

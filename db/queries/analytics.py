@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
 from db.models import Order, OrderApplication, PaymentTransaction
-from domain.enums import ApplicationStatus, OrderStatus
 
 Window = tuple[datetime, datetime]
 

@@ -9,8 +9,8 @@ from geoalchemy2 import Geography
 from sqlalchemy import Float, Select, bindparam, cast, exists, func, literal_column, not_, select
 from sqlalchemy.orm import Session
 
+from core.geo import point_in_ring
 from db.models import OperatingArea
-from domain.geo import point_in_ring
 
 
 def list_active(session: Session) -> list[OperatingArea]:

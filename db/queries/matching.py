@@ -12,6 +12,8 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
+from core.geo import bounding_box
 from db.models import (
     Base,
     GeofenceState,
@@ -23,8 +25,6 @@ from db.models import (
     OrderMatch,
     User,
 )
-from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
-from domain.geo import bounding_box
 
 OPEN_MATCH_STATUSES = ("invited", "offered")
 # A provider who said no (or let an offer lapse) is not invited or assigned to that order again.

@@ -40,9 +40,9 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
+from core.geo import bounding_box
 from db.models import Order, User
-from domain.enums import OrderStatus
-from domain.geo import bounding_box
 
 # PostgreSQL-only generated column (see db.models.LOCATION_POINT_SQL), referenced by name.
 LOCATION_POINT: ColumnElement[object] = literal_column("live_stream_orders.location_point")

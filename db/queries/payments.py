@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import (
     LedgerEntry,
     LedgerTransaction,
@@ -20,7 +21,6 @@ from db.models import (
     ReconciliationRun,
     SavedPaymentMethod,
 )
-from domain.enums import OrderStatus
 
 
 def _locked(stmt: Select[PaymentEscrow], for_update: bool) -> Select[PaymentEscrow]:

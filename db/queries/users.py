@@ -10,8 +10,8 @@ from typing import cast
 from sqlalchemy import Select, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 from db.models import AuditEvent, Order, OrderApplication, OrderEvent, PaymentTransaction, User
-from domain.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 
 #: Orders in these states still bind their participants (see ``open_obligations``).
 OPEN_ORDER_STATES = (

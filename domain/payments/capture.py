@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
+from core.errors import ValidationFailed
 from db.models import Order, PaymentEscrow, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions
-from domain.enums import OrderStatus
-from domain.errors import ValidationFailed
 from domain.money import MoneyError, to_minor
 from domain.payments import keys, ledger, returns
 from domain.payments.config import PaymentConfig

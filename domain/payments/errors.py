@@ -6,7 +6,7 @@ them into domain errors here, so ``api.errors`` maps them to status codes in its
 
 from __future__ import annotations
 
-from domain.errors import DomainError, PaymentRequired, Unprocessable, ValidationFailed
+from core.errors import DomainError, PaymentRequired, Unprocessable, ValidationFailed
 from domain.payments.gateway import (
     CardDeclined,
     GatewayError,

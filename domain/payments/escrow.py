@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from domain.enums import OrderStatus, PaymentStatus
+from core.enums import OrderStatus, PaymentStatus
 
 
 class EscrowState(StrEnum):

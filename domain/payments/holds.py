@@ -16,13 +16,13 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
+from core.errors import PaymentRequired
 from db.models import Order, PaymentEscrow, SavedPaymentMethod, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions
-from domain.enums import OrderStatus
-from domain.errors import PaymentRequired
-from domain.payments import accounts, keys, returns
+from domain.payments import keys, processor_accounts, returns
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import for_request
 from domain.payments.escrow import EscrowState, Flag, cancellation_refund
@@ -98,7 +98,7 @@ def accept_with_hold(session: Session, gateway: PaymentGateway, config: PaymentC
     order = order_actions.accept(session, order_id, application_id, creator, now)
     method: SavedPaymentMethod | None
     if method_ref is not None:
-        method = accounts.save_method(session, gateway, creator, method_ref, now)
+        method = processor_accounts.save_method(session, gateway, creator, method_ref, now)
     else:
         method = queries.find_default_method(session, creator.id, gateway.name)
         if method is None and config.require_method_at_accept:

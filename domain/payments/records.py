@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.enums import PaymentStatus
 from db.models import Order, PaymentEscrow, PaymentTransaction
-from domain.enums import PaymentStatus
 from domain.events import emit
 from domain.money import format_minor
 from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag

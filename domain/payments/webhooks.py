@@ -12,11 +12,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
+from core.errors import ValidationFailed
 from db.models import ProcessedWebhookEvent
 from db.queries import orders as order_queries
 from db.queries import payments as queries
-from domain.enums import OrderStatus
-from domain.errors import ValidationFailed
 from domain.payments.capture import _settle_after_for, record_capture
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import ProcessorUnavailable

@@ -10,8 +10,8 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import VerificationStatus
 from db.models import AuditEvent, User
-from domain.enums import VerificationStatus
 from tests.auth_helpers import auth_headers
 from tests.factories import UserFactory
 

@@ -12,10 +12,10 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus, PaymentStatus
 from db.models import Order, OrderApplication, PaymentTransaction, User
 from domain import analytics
-from domain.enums import ApplicationStatus, OrderStatus, PaymentStatus
-from domain.locations import PresenceRegistry, ProviderLocation
+from domain.presence_store import PresenceRegistry, ProviderLocation
 from tests.auth_helpers import auth_headers
 from tests.factories import OrderFactory, UserFactory
 

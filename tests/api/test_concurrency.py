@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import func, select
 
+from core.enums import ApplicationStatus
 from db.models import Order, OrderApplication, User
-from domain.enums import ApplicationStatus
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 

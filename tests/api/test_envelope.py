@@ -13,7 +13,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from api import create_app
 from api.smorest import Blueprint, Schema
-from domain import errors
+from core import errors
 from tests.conftest import make_settings
 
 

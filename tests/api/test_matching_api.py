@@ -12,12 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Order, OrderDispatch, OrderMatch, User
 from domain import matching_service
-from domain.enums import OrderStatus
-from domain.locations import LocationStore, PresenceRegistry, ProviderLocation
 from domain.matching_service import MatchingRules
 from domain.presence import coarsen
+from domain.presence_store import LocationStore, PresenceRegistry, ProviderLocation
 from tests.api.orders_helpers import call
 from tests.domain.test_matching_service import LONDON, go_online, index_of, north, now
 from tests.factories import OrderFactory, UserFactory

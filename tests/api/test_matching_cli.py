@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from api.cli import cli
 from api.cli_matching import rematch_command
 from db.models import OrderAssignment
-from domain.locations import PresenceRegistry
+from domain.presence_store import PresenceRegistry
 from tests.domain.test_matching_service import LONDON, go_online, north
 from tests.factories import OrderFactory, UserFactory
 

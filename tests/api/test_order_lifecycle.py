@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import OrderApplication, OrderEvent, OutboxMessage, User
-from domain.locations import LocationStore, ProviderLocation
+from domain.presence_store import LocationStore, ProviderLocation
 from tests.api.orders_helpers import call, create_order
 from tests.factories import UserFactory
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from api.blueprints.order_schemas import OrderSchema, order_json
-from domain.enums import OrderStatus
+from core.enums import OrderStatus
 from tests.factories import OrderFactory, UserFactory
 
 

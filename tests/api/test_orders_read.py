@@ -9,8 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from core.geo import great_circle_m
 from db.models import Order, User
-from domain.geo import great_circle_m
 from tests.api.orders_helpers import call, create_order, order_body
 from tests.factories import OrderFactory, UserFactory
 

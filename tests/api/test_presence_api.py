@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import LocationSample, OutboxMessage, User
-from domain.enums import OrderStatus
-from domain.locations import KEY, PresenceRegistry
+from domain.presence_store import KEY, PresenceRegistry
 from tests.api.orders_helpers import call
 from tests.factories import OrderFactory, UserFactory
 

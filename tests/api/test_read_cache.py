@@ -8,10 +8,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Order
-from db.read_cache import ALL_VERSION, ReadCache
-from domain.enums import OrderStatus
 from domain.events import ORDER_VIEW_CHANGED
+from services.read_cache import ALL_VERSION, ReadCache
 from tests.api.orders_helpers import call, create_order
 from tests.auth_helpers import auth_headers
 from tests.factories import PASSWORD, OrderFactory, UserFactory

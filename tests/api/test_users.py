@@ -8,8 +8,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus, PaymentStatus
 from db.models import AuditEvent, OrderApplication, PaymentTransaction, User
-from domain.enums import ApplicationStatus, OrderStatus, PaymentStatus
 from tests.auth_helpers import STRONG_PASSWORD, auth_headers
 from tests.factories import PASSWORD, OrderFactory, UserFactory
 

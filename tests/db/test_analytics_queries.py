@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.queries import analytics as queries
-from domain.enums import OrderStatus
 from tests.factories import OrderFactory, UserFactory
 
 

@@ -12,9 +12,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
 from db.models import Base, LocationSample, Notification, OrderMatch
 from db.queries import matching as q
-from domain.enums import ApplicationStatus, OrderStatus
 from tests.factories import OrderFactory, UserFactory
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
+from core.geo import bounding_box, great_circle_m
 from db.models import Order
 from db.queries.orders import find_pending_near
-from domain.enums import OrderStatus
-from domain.geo import bounding_box, great_circle_m
 from tests.factories import OrderFactory, UserFactory
 
 # (name, centre latitude, centre longitude, spread in degrees, radius in metres)

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from api.blueprints.order_schemas import OrderSchema, order_json
 from core.context import request_id_var
+from core.errors import Unprocessable
 from db.models import OperatingArea, Order, OrderEvent, OutboxMessage
 from domain import orders
-from domain.errors import Unprocessable
 from tests.factories import UserFactory
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

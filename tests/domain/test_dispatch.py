@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import ApplicationStatus, OrderStatus
+from core.errors import Conflict, NotFound
 from db.models import (
     Order,
     OrderApplication,
@@ -20,8 +22,6 @@ from db.models import (
     User,
 )
 from domain import dispatch
-from domain.enums import ApplicationStatus, OrderStatus
-from domain.errors import Conflict, NotFound
 from tests.factories import OrderFactory, UserFactory
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

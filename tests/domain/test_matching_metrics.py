@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session
 
 from domain import matching_service
-from domain.locations import PresenceRegistry
+from domain.presence_store import PresenceRegistry
 from tests.domain.test_matching_service import (
     RULES,
     _order,

@@ -11,11 +11,11 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Notification, Order, OrderAssignment, OrderMatch, OutboxMessage, User
 from domain import matching_service, notifications
-from domain.enums import OrderStatus
-from domain.locations import PresenceRegistry, ProviderLocation
 from domain.matching_service import MatchingRules
+from domain.presence_store import PresenceRegistry, ProviderLocation
 from domain.provider_index import ProviderIndexHolder
 from matching import ProviderIndex
 from tests.factories import OrderFactory, UserFactory

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from domain.enums import OrderStatus
-from domain.errors import InvalidStateTransition, PermissionDenied
+from core.enums import OrderStatus
+from core.errors import InvalidStateTransition, PermissionDenied
 from domain.order_states import Action, Actor, allowed_actions, check_transition
 
 S, A = OrderStatus, Action

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.enums import UserRole, VerificationStatus
-from domain.errors import PermissionDenied
+from core.enums import UserRole, VerificationStatus
+from core.errors import PermissionDenied
 from domain.permissions import (
     ROLE_PERMISSIONS,
     Permission,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.enums import OrderStatus
-from domain.geo import great_circle_m
+from core.enums import OrderStatus
+from core.geo import great_circle_m
 from domain.presence import coarse_distance, coarsen, inside_geofence, is_live, may_see_exact
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from domain.locations import PresenceRegistry, ProviderLocation
+from domain.presence_store import PresenceRegistry, ProviderLocation
 
 NOW = datetime.now(UTC)
 

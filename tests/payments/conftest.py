@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Order, OrderApplication, PaymentEscrow, PayoutAccount, User
-from domain.enums import OrderStatus
 from domain.money import FeePolicy
 from domain.payments.config import PaymentConfig
 from domain.payments.offline import MemoryStore, OfflineGateway

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import (
     LedgerEntry,
     Order,
@@ -18,7 +19,6 @@ from db.models import (
     SavedPaymentMethod,
     User,
 )
-from domain.enums import OrderStatus
 from services import Payments
 from tests.api.orders_helpers import call
 from tests.payments.conftest import accept, application_statuses, escrow_of, offer

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.enums import OrderStatus
+from core.enums import OrderStatus
 from domain.payments.escrow import EscrowState, HoldTiming, capture_amount, may_settle
 from domain.payments.gateway import CardDeclined, InvalidRequest
 from domain.payments.offline import MemoryStore, OfflineGateway

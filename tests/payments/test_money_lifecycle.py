@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import OrderStatus
 from db.models import Order, OutboxMessage, PaymentTransaction, User
 from db.queries import payments as queries
-from domain.enums import OrderStatus
 from domain.payments import capture, holds, ledger, settlement
 from services import Payments
 from tests.api.orders_helpers import call

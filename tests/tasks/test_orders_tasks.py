@@ -8,8 +8,8 @@ from flask import Flask
 from freezegun import freeze_time
 from sqlalchemy import select
 
+from core.enums import OrderStatus
 from db.models import Order, OrderEvent, User
-from domain.enums import OrderStatus
 from tests import factories
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

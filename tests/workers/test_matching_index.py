@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from domain.locations import CHANGES, PresenceRegistry, ProviderLocation
+from domain.presence_store import CHANGES, PresenceRegistry, ProviderLocation
 from domain.provider_index import ProviderIndexHolder
 
 

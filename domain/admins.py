@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.enums import UserRole, VerificationStatus
 from db.models import User
-from domain.enums import UserRole, VerificationStatus
 from domain.passwords import hash_password
 
 
