@@ -182,7 +182,7 @@ TOKEN_GENERATION_BUMPED = "token_generation_bumped"
 def revoke_tokens(session: Session, user: User) -> None:
     """Every token minted for ``user`` so far stops working once this transaction commits.
     The generation lives on the user row; the API also keeps it in Redis for its per-request
-    check, and is told after commit (``api.auth.generations``)."""
+    check, and is told after commit (``domain.auth.generations``)."""
     user.token_generation += 1
     note_for_commit(session, TOKEN_GENERATION_BUMPED, (user.id, user.token_generation))
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from api.auth import activity
 from api.services import services
 from db.queries import users as user_queries
+from domain.auth import activity
 
 log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "taplive:heartbeat:last"

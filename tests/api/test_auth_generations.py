@@ -9,9 +9,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from api.auth import generations
+from api.auth.tokens import VERIFIER_KEY
 from db.models import User
 from db.session import committed_notes, note_for_commit
+from domain.auth import generations
 from domain.users import TOKEN_GENERATION_BUMPED
 from tests.auth_helpers import auth_headers
 from tests.factories import UserFactory
@@ -25,7 +26,7 @@ def _redis(app: Flask) -> redis.Redis:
 
 
 def _register(app: Flask) -> generations.GenerationRegister:
-    register: generations.GenerationRegister = app.extensions["taplive_generations"]
+    register: generations.GenerationRegister = app.extensions[VERIFIER_KEY].generations
     return register
 
 

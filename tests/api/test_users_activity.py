@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from api.auth import activity
 from beat_schedule import BEAT_SCHEDULE
 from db.models import User
+from domain.auth import activity
 from tasks.maintenance import flush_last_active
 from tests.auth_helpers import auth_headers
 from tests.factories import UserFactory
