@@ -147,8 +147,9 @@ class SignedToken:
 
 class TokenVerifier:
     """The token check. Collaborators: the signing key, the app's Redis (denylist, generation
-    copy, activity marks) and the database (the generation when Redis has no current copy).
-    Thread-safe: one per process."""
+    copy, activity marks) and the database (the generation when Redis has no current copy,
+    read on the thread's ``database.session()``: the caller removes it when its unit of work
+    ends, as the API's request teardown does). Thread-safe: one per process."""
 
     def __init__(self, secret: str, client: redis.Redis, database: Database, *,
                  cache_size: int = 10_000) -> None:
