@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.envelope import failure
 from core import errors as domain
+from domain.auth.errors import AuthUnavailable, TokenRejected
 from domain.payments.errors import ProcessorUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ DOMAIN_STATUS: list[tuple[type[domain.DomainError], int]] = [
     (domain.Conflict, 409),
     (domain.Unprocessable, 422),
     (ProcessorUnavailable, 503),
+    (AuthUnavailable, 503),
 ]
 
 
@@ -83,7 +85,13 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
 
 def handle_domain_error(error: domain.DomainError) -> Response:
     status = next((code for cls, code in DOMAIN_STATUS if isinstance(error, cls)), 400)
-    return error_response(status, error.code, error.message, error.details)
+    headers = None
+    if isinstance(error, TokenRejected):
+        # RFC 6750: a missing token gets a bare challenge, a refused one says why.
+        challenge = error.challenge_error
+        headers = {"WWW-Authenticate": "Bearer" if challenge is None
+                   else f'Bearer error="{challenge}"'}
+    return error_response(status, error.code, error.message, error.details, headers)
 
 
 def handle_unexpected(error: Exception) -> Response:

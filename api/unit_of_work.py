@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from api.auth.request_token import request_token_or_none
 from api.envelope import success
 from api.errors import error_response
 from api.services import services
@@ -37,16 +38,11 @@ _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 
 def _scope() -> str:
-    """Keys are per caller: the authenticated user, else the client address."""
-    try:
-        from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
-
-        verify_jwt_in_request(optional=True)
-        identity = get_jwt_identity()
-        if identity:
-            return f"user:{identity}"
-    except Exception:  # a bad token is the view's 401 to give, not ours
-        pass
+    """Keys are per caller: the authenticated user, else the client address (a refused token
+    is the view's 401 to give, not ours)."""
+    token = request_token_or_none()
+    if token is not None and token.kind == "access":
+        return f"user:{token.user_id}"
     return f"ip:{request.remote_addr}"
 
 

@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python -m bench.request_cost [--orders 100000] [--requests 2000]
       .venv/bin/python -m bench.request_cost --profile nearby   # cProfile of one endpoint
+      .venv/bin/python -m bench.request_cost --token-check      # the token check on its own
 
 The HTTP benchmark (``bench.api_bench``) answers "how fast is it under load"; this one answers
 "where does one request's time go", which is what a change made for speed has to move. It seeds
@@ -70,11 +71,41 @@ def _time(call: Callable[[], Any], requests: int) -> float:
     return statistics.median(samples)
 
 
+def _time_token_check(app: Any, headers: dict[str, str], requests: int) -> None:
+    """The check a request runs once (claims cache, one Redis round trip), without the
+    request around it: one request context, its kept outcome cleared before each call."""
+    from flask import g
+
+    from api.auth.request_token import request_token
+    from api.services import services
+
+    class _Ok:
+        status_code = 200
+
+    def check() -> Any:
+        g.pop("_taplive_token", None)
+        request_token()
+        return _Ok
+
+    with app.test_request_context("/api/v1/users/me", headers=headers):
+        redis_client = services().redis
+
+        def mget() -> Any:
+            redis_client.mget(["taplive:auth:denied:-", "taplive:auth:gen:-"])
+            return _Ok
+
+        _time(check, 100)
+        print(f"token check: {_time(check, requests):,.0f} us; "
+              f"bare MGET: {_time(mget, requests):,.0f} us (median of ten batches)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2000, help="per scenario")
     parser.add_argument("--profile", help="cProfile this scenario instead of timing all")
+    parser.add_argument("--token-check", action="store_true",
+                        help="time the per-request token check alone, and a bare Redis MGET")
     args = parser.parse_args()
 
     name, url = create_database()
@@ -98,6 +129,10 @@ def main() -> int:
         scenarios = _scenarios(client, headers)
         for call in scenarios.values():  # warm every cache once
             _time(call, 50)
+
+        if args.token_check:
+            _time_token_check(app, headers["provider"], args.requests)
+            return 0
 
         if args.profile:
             profiler = cProfile.Profile()

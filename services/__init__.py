@@ -24,6 +24,7 @@ from core.redis import make_redis
 from db.pagination import CursorCodec
 from db.session import Database, make_engine
 from domain.auth.generations import GenerationRegister
+from domain.auth.tokens import TokenIssuer, TokenVerifier
 from domain.payments.config import PaymentConfig, make_gateway
 from domain.payments.gateway import PaymentGateway
 from domain.presence_store import PresenceRegistry
@@ -51,9 +52,15 @@ class Services:
     payments: Payments
     events: EventPublisher
     read_cache: ReadCache
-    generations: GenerationRegister
+    token_issuer: TokenIssuer
+    token_verifier: TokenVerifier
     _index: ProviderIndexHolder | None = field(default=None, repr=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def generations(self) -> GenerationRegister:
+        """The Redis copy of token generations the verifier reads (and commits publish to)."""
+        return self.token_verifier.generations
 
     @property
     def presence(self) -> PresenceRegistry:
@@ -98,7 +105,9 @@ def build_services(settings: Settings) -> Services:
             webhook_tolerance_s=settings.stripe_webhook_tolerance_s),
         events=RedisEventPublisher(client),
         read_cache=ReadCache(client, settings.read_cache_ttl_s),
-        generations=GenerationRegister(client),
+        token_issuer=TokenIssuer(settings.jwt_secret_key, settings.jwt_access_ttl_s,
+                                 settings.jwt_refresh_ttl_s),
+        token_verifier=TokenVerifier(settings.jwt_secret_key, client, database),
     )
     _register_commit_hooks(services)
     return services

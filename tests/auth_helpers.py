@@ -7,36 +7,36 @@ from functools import lru_cache
 
 from flask import Flask, current_app, has_app_context
 
-from api.auth.tokens import configure_jwt, issue_access_token, issue_token_pair
 from db.models import User
+from domain.auth.tokens import TokenIssuer
 from tests.conftest import make_settings
 
 
 @lru_cache(maxsize=1)
-def _token_app() -> Flask:
-    """A bare app carrying only the JWT configuration of the test settings (the same secret and
-    lifetimes as the ``app`` fixture), for callers outside any app context."""
-    app = Flask("taplive-test-tokens")
-    configure_jwt(app, make_settings("sqlite://"))
-    return app
+def _test_issuer() -> TokenIssuer:
+    """The issuer of the test settings (the same secret and lifetimes as the ``app`` fixture),
+    for callers outside any app context."""
+    settings = make_settings("sqlite://")
+    return TokenIssuer(settings.jwt_secret_key, settings.jwt_access_ttl_s,
+                       settings.jwt_refresh_ttl_s)
 
 
-def _app(app: Flask | None) -> Flask:
+def _issuer(app: Flask | None) -> TokenIssuer:
+    if app is None and has_app_context():
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app is not None:
-        return app
-    if has_app_context():
-        return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
-    return _token_app()
+        minter: TokenIssuer = app.extensions["taplive"].token_issuer
+        return minter
+    return _test_issuer()
 
 
 def access_token(user: User, app: Flask | None = None) -> str:
-    with _app(app).app_context():
-        return issue_access_token(user)
+    return _issuer(app).issue(user)
 
 
 def token_pair(user: User, app: Flask | None = None) -> dict[str, str]:
-    with _app(app).app_context():
-        return issue_token_pair(user)
+    pair = _issuer(app).issue_pair(user)
+    return {"accessToken": pair.access, "refreshToken": pair.refresh}
 
 
 def auth_headers(user: User, app: Flask | None = None) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Authentication and authorisation for the API: JWT wiring, the view decorators, rate limits.
+"""Authentication and authorisation for the API: the per-request token check, the view
+decorators, rate limits. Tokens themselves (format, minting, the check) are ``domain.auth``.
 
 The contract other blueprints use::
 
@@ -34,15 +35,13 @@ def password_policy(settings: Settings) -> PasswordPolicy:
 
 
 def init_auth(app: Flask, api: Api, settings: Settings) -> None:
-    """Wire JWT, the client-address context and the rate limiter into ``app``. Call it after
+    """Wire tokens, the client-address context and the rate limiter into ``app``. Call it after
     the blueprints are registered (the limiter guards their views) and after the request-id
     hook (so a 429 carries the request id)."""
     from api.auth.client import init_client_context
     from api.auth.ratelimit import init_rate_limits
-    from api.auth.tokens import configure_jwt
 
     init_client_context(app, settings)
-    configure_jwt(app, settings)
     api.spec.components.security_scheme(
         BEARER_SCHEME, {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )

@@ -11,11 +11,9 @@ from copy import deepcopy
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
-from flask import g
-from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from werkzeug.exceptions import Unauthorized
 
-from api.auth.tokens import verify_access_token
+from api.auth.request_token import EXPECTED_KIND_ATTR, request_token
 from api.services import services
 from core.enums import VerificationStatus
 from db.models import User
@@ -27,10 +25,8 @@ BEARER_SCHEME = "bearerAuth"
 
 
 def current_caller() -> Caller:
-    """Who is calling (id and role), as checked by the token check (``@authenticated``, or
-    flask-jwt-extended's for the ``token_required`` auth endpoints)."""
-    caller: Caller = g.get("taplive_caller") or get_current_user()
-    return caller
+    """Who is calling (id and role), as checked by this request's token check."""
+    return request_token().caller
 
 
 def current_user() -> User:
@@ -51,7 +47,7 @@ def authenticated(*permissions: Permission, verified: bool = False) -> Callable[
     def decorator(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            caller = verify_access_token()
+            caller = request_token().caller
             caller.require(needed)
             if verified and caller.role in PROVIDER_ROLES:
                 status = find_verification_status(services().db.session(), caller.id)
@@ -66,14 +62,16 @@ def authenticated(*permissions: Permission, verified: bool = False) -> Callable[
 
 def token_required(kind: Literal["refresh", "any"]) -> Callable[[F], F]:
     """For the auth endpoints only: a refresh token (``/auth/refresh``) or either kind
-    (``/auth/logout`` revokes whichever token it is called with)."""
+    (``/auth/logout`` revokes whichever token it is called with). The request's one token
+    check reads the kind from the view (``api.auth.request_token``)."""
 
     def decorator(fn: F) -> F:
         @wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request(refresh=kind == "refresh", verify_type=kind == "refresh")
+            request_token()
             return fn(*args, **kwargs)
 
+        setattr(wrapper, EXPECTED_KIND_ATTR, kind)
         _document(wrapper, [], forbidden=False)
         return cast(F, wrapper)
 

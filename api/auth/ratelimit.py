@@ -2,7 +2,8 @@
 
 * One budget per caller across the whole API, per 15 minutes by default: anonymous callers by
   IP (100), signed-in users by user id (1000), premium users by user id (5000). The caller is
-  identified by a valid, unrevoked access token; anything else counts as anonymous.
+  identified by the request's one token check (``api.auth.request_token``): a valid, unrevoked
+  access token; anything else (refused, a refresh token, Redis down) counts as anonymous.
 * Brute-force guards on top, declared by a view with ``rate_limit_guards = ("login",)``:
   ``register`` (per IP, per email), ``login`` (per IP; per email counting failed attempts only,
   so a user who signs in often is never locked out), ``password`` (per user, failed attempts).
@@ -18,12 +19,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import redis
 from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter
 
-from api.auth import tokens
 from api.auth.client import client_ip
+from api.auth.request_token import request_token_or_none
 from core.config import Settings
 from domain.users import normalise_email
 
@@ -53,16 +53,10 @@ def principal() -> Principal:
 
 
 def _identify() -> Principal:
-    token = tokens.bearer_token()
-    claims = tokens.decode(token) if token else None
-    if claims is not None and claims.get("type") == "access" and claims.get("jti"):
-        try:
-            denied = tokens.is_denied(claims)
-        except redis.RedisError:  # Redis down: the token check itself will answer 503
-            denied = True
-        if not denied:
-            tier = Tier.PREMIUM if claims.get("premium") is True else Tier.AUTHENTICATED
-            return Principal(f"user:{claims['sub']}", tier)
+    token = request_token_or_none()
+    if token is not None and token.kind == "access":
+        tier = Tier.PREMIUM if token.premium else Tier.AUTHENTICATED
+        return Principal(f"user:{token.user_id}", tier)
     return Principal(f"ip:{client_ip()}", Tier.ANONYMOUS)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_jwt_extended import get_jwt
 
 from api.auth import authenticated, current_user, password_policy, token_required, tokens
+from api.auth.request_token import request_token
 from api.blueprints.user_schemas import (
     AccessTokenSchema,
     AuthResultSchema,
@@ -21,6 +21,7 @@ from api.smorest import Blueprint
 from core.enums import UserRole
 from core.metrics import USER_REGISTRATIONS
 from domain import users
+from domain.auth.tokens import SignedToken, VerifiedToken
 
 blp = Blueprint("auth", __name__, description="Accounts: sign-up, sign-in and sessions")
 
@@ -73,11 +74,11 @@ class Logout(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Revoke the token this request carries, and the refresh token given in the body."""
         user = current_user()
-        revoked = [get_jwt()]
+        revoked: list[VerifiedToken | SignedToken] = [request_token()]
         if body.get("refreshToken"):
             revoked.append(tokens.refresh_claims_of(user, body["refreshToken"]))
-        for claims in revoked:
-            tokens.revoke(claims)
+        for token in revoked:
+            tokens.revoke(token)
         users.record_logout(services().db.session(), user, revoked_tokens=len(revoked))
         return {"revokedTokens": len(revoked), "allSessions": False}
 

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy.orm import Session
 
-from api.auth import tokens
 from db.models import User
+from domain.auth.tokens import claims_for
 from tests.auth_helpers import access_token, auth_headers, token_pair
 from tests.factories import UserFactory
 
@@ -35,7 +35,7 @@ def _claims(user: User, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {"sub": str(user.id), "iat": now, "nbf": now, "exp": now + 600,
               "jti": str(uuid.uuid4()), "type": "access", "fresh": False,
-              **tokens.claims_for(user)}
+              **claims_for(user)}
     claims.update(overrides)
     return claims
 
@@ -141,8 +141,9 @@ def test_refresh_token_lives_longer(app: Flask, client: FlaskClient, db_session:
 def test_revoked_token_is_401(app: Flask, client: FlaskClient, db_session: Session) -> None:
     user = UserFactory()
     token = access_token(user, app)
-    with app.test_request_context():
-        tokens.revoke(tokens.decode(token) or {})
+    verifier = app.extensions["taplive"].token_verifier
+    signed = verifier.read_signed(token)
+    verifier.revoke(signed.jti, signed.exp)
     _assert_401(client.get(ME, headers={"Authorization": f"Bearer {token}"}), "TOKEN_REVOKED")
 
 
@@ -177,8 +178,7 @@ def test_a_token_is_verified_once_then_served_from_the_cache(
         calls.append(str(token))
         return real_decode(token, *args, **kwargs)
 
-    monkeypatch.setattr("flask_jwt_extended.jwt_manager.jwt.decode", counting_decode)
-    monkeypatch.setattr("flask_jwt_extended.tokens.jwt.decode", counting_decode)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     user = UserFactory()
     headers = auth_headers(user, app)
     for _ in range(3):
