@@ -150,8 +150,9 @@ class _ReadRoutingSessionmaker(sessionmaker[Session]):
     autocommit, so no BEGIN before the first statement and no ROLLBACK when the connection goes
     back (two round trips of a ~3 ms GET). Under READ COMMITTED every statement takes its own
     snapshot anyway, so a read-only unit of work sees exactly what it would see inside a
-    transaction. PostgreSQL only (SQLite's transactions are BEGIN IMMEDIATE, see above), and
-    never when sessions are bound to one connection (tests' rolled-back outer transaction)."""
+    transaction. Only where the backend allows it (``autocommit_reads``: PostgreSQL; SQLite's
+    transactions are BEGIN IMMEDIATE, see above), and never when sessions are bound to one
+    connection (tests' rolled-back outer transaction)."""
 
     reader: Engine | None = None
 
