@@ -12,13 +12,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from core.geo import great_circle_m
+from db import backends
+from db.backends.postgres import PostgresBackend
+from db.backends.sqlite import SQLiteBackend
+
+if TYPE_CHECKING:
+    from db.queries.orders import NearbyOrder
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,8 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15_000,
                 connect_timeout_s: int = 5) -> Engine:
+    """The engine for ``url``, and the one place that chooses what differs between PostgreSQL
+    and SQLite: connection setup here, queries in ``db.backends`` (registered with it)."""
     url = normalise_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -68,8 +76,9 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
         engine = create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
         event.listen(engine, "connect", _on_sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        backends.register(engine, SQLiteBackend())
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -83,6 +92,8 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
             "options": f"-c statement_timeout={statement_timeout_ms} -c timezone=UTC",
         },
     )
+    backends.register(engine, PostgresBackend())
+    return engine
 
 
 # ------------------------------------------------------------- per-transaction after-commit
@@ -139,8 +150,9 @@ class _ReadRoutingSessionmaker(sessionmaker[Session]):
     autocommit, so no BEGIN before the first statement and no ROLLBACK when the connection goes
     back (two round trips of a ~3 ms GET). Under READ COMMITTED every statement takes its own
     snapshot anyway, so a read-only unit of work sees exactly what it would see inside a
-    transaction. PostgreSQL only (SQLite's transactions are BEGIN IMMEDIATE, see above), and
-    never when sessions are bound to one connection (tests' rolled-back outer transaction)."""
+    transaction. Only where the backend allows it (``autocommit_reads``: PostgreSQL; SQLite's
+    transactions are BEGIN IMMEDIATE, see above), and never when sessions are bound to one
+    connection (tests' rolled-back outer transaction)."""
 
     reader: Engine | None = None
 
@@ -155,13 +167,14 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The named queries that differ per database, as chosen by ``make_engine``.
+        self.queries = backends.backend_for(engine)
         self._after_commit: list[Callable[[Session], None]] = []
         self.session = self._scoped(bind=engine)
-        self._bound: Connection | None = None
 
     def _scoped(self, **options: Any) -> scoped_session[Session]:
         factory = _ReadRoutingSessionmaker(expire_on_commit=False, **options)
-        if isinstance(options.get("bind"), Engine) and options["bind"].dialect.name == "postgresql":
+        if isinstance(options.get("bind"), Engine) and self.queries.autocommit_reads:
             factory.reader = options["bind"].execution_options(isolation_level="AUTOCOMMIT")
         event.listen(factory, "after_commit", self._fire_after_commit)
         return scoped_session(factory)
@@ -185,31 +198,23 @@ class Database:
             except Exception:
                 log.exception("after-commit hook failed")
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     def bind_to_connection(self, connection: Connection) -> None:
         """Route every session through one connection (tests: an outer transaction rolled back
         at the end, with commits turned into savepoints)."""
         self.session.remove()
         self.session = self._scoped(bind=connection, join_transaction_mode="create_savepoint")
-        self._bound = connection
 
     def unbind(self) -> None:
         self.session.remove()
         self.session = self._scoped(bind=self.engine)
-        self._bound = None
 
     @contextmanager
     def dbapi_read(self) -> Iterator[Any]:
         """A driver connection for one read-only statement, outside any ORM session (the
         nearby search, the API's hottest read: a session's transaction bookkeeping, connection
         wrapper and teardown were a tenth of its time). Straight from the pool, in autocommit;
-        back to the pool after. When sessions are bound to one connection (tests), that one."""
-        if self._bound is not None:
-            yield self._bound.connection.dbapi_connection
-            return
+        back to the pool after, always: sessions bound to one connection never see it (tests
+        of what reads through here commit their data)."""
         pooled = self.engine.raw_connection()
         try:
             driver: Any = pooled.dbapi_connection
@@ -223,6 +228,12 @@ class Database:
             raise
         finally:
             pooled.close()
+
+    def find_pending_near(self, latitude: float, longitude: float, radius_m: float,
+                          limit: int) -> list[NearbyOrder]:
+        """The nearby search for a read-only request, on the backend's fastest path (on
+        PostgreSQL a driver cursor from ``dbapi_read``, outside the request's session)."""
+        return self.queries.read_pending_near(self, latitude, longitude, radius_m, limit)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus, UserRole
 from core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from db.models import Order, OrderEvent, OutboxMessage, User
+from db.models import Order, User
 from db.queries import areas as area_queries
 from db.queries import orders as order_queries
 from domain.events import (
@@ -96,15 +96,15 @@ def _check_area(session: Session, latitude: float, longitude: float) -> None:
 
 
 def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rules: OrderRules,
-                 now: datetime) -> Order | Row[Any]:
+                 now: datetime) -> Row[Any]:
     """A new pending order of ``creator_id`` (an id, not the account row: the caller's role
     was checked by whoever calls this, and loading the row would cost a round trip), with its
     history row and ``order:created`` outbox event.
 
-    On PostgreSQL the area check and the three rows are one statement
-    (``insert_served_order``): this is the API's busiest write, and the ORM's unit of work
-    plus three round trips were most of its time. Returns the order's row there, the ``Order``
-    on SQLite (standalone mode); both serialise the same way."""
+    The area check and the three rows are written by ``insert_served_order`` (one statement
+    on PostgreSQL: this is the API's busiest write, and the ORM's unit of work plus three
+    round trips were most of its time). Returns the order's row (every column, under the
+    ``Order`` attributes' names), on either database."""
     _check_rules(rules, service_radius=draft.service_radius,
                  scheduled_for=draft.scheduled_for, now=now)
     values: dict[str, Any] = {
@@ -116,23 +116,15 @@ def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rul
         "scheduled_for": draft.scheduled_for, "requirements": draft.requirements,
         "tags": draft.tags, "version": 1, "created_at": now, "updated_at": now,
     }
-    order = Order(**values)  # transient: the event rows are built from it
+    order = Order(**values)  # transient, never added: the event rows are built from it
     history, message = order_event_values(order, "order:created", actor=Actor.CREATOR,
                                           actor_id=creator_id, now=now)
-    if session.get_bind().dialect.name == "postgresql":
-        row = order_queries.insert_served_order(session, values, history, message)
-        if row is None:
-            raise _outside_areas()
-        note_order_view_changed(session, message["payload"])
-        mark_outbox_pending(session)
-        return row
-    _check_area(session, draft.latitude, draft.longitude)
-    session.add(order)
-    session.flush()
-    session.add_all([OrderEvent(**history), OutboxMessage(**message)])
+    row = order_queries.insert_served_order(session, values, history, message)
+    if row is None:
+        raise _outside_areas()
     note_order_view_changed(session, message["payload"])
     mark_outbox_pending(session)
-    return order
+    return row
 
 
 class Party(Protocol):

@@ -183,6 +183,70 @@ def client(app: Flask, db_session: Session) -> FlaskClient:
     return test_client
 
 
+@pytest.fixture(scope="session")
+def sqlite_app(sqlite_url: str) -> Flask:
+    """The app on the SQLite database that ``make run`` ships (standalone mode)."""
+    return create_app(make_settings(sqlite_url))
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def committed_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The app on each database in turn, unbound: its requests commit and read through the
+    production path (``Database.dbapi_read`` included). Emptied after each test."""
+    app: Flask = request.getfixturevalue("app" if request.param == "postgresql"
+                                         else "sqlite_app")
+    yield app
+    empty_tables(app)
+
+
+@pytest.fixture
+def committed_session(committed_app: Flask) -> Iterator[Session]:
+    """The test's own session on ``committed_app``'s database; factories commit through it."""
+    session = Session(bind=committed_app.extensions["taplive"].db.engine,
+                      expire_on_commit=False)
+    factories.bind(session)
+    try:
+        yield session
+    finally:
+        factories.bind(None)
+        session.close()
+
+
+class _CommittingClient(FlaskClient):
+    """Before each request, the test's session commits what the test set up (the request
+    runs on another connection, and on SQLite an open transaction holds the write lock);
+    after it, the session forgets what it had loaded, so assertions read what committed."""
+
+    test_session: Session
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        self.test_session.commit()
+        response = super().open(*args, **kwargs)
+        self.test_session.expire_all()
+        return response
+
+
+@pytest.fixture
+def committed_client(committed_app: Flask, committed_session: Session) -> FlaskClient:
+    """A client of ``committed_app`` (PostgreSQL, then SQLite): for HTTP tests that must hold
+    on both databases through the same read path as production."""
+    committed_app.test_client_class = _CommittingClient
+    test_client = committed_app.test_client()
+    test_client.test_session = committed_session  # type: ignore[attr-defined]
+    return test_client
+
+
+def empty_tables(app: Flask) -> None:
+    """Delete every row the test committed (the schema and alembic's version stay)."""
+    from db.models import Base  # the package registers every table
+
+    database = app.extensions["taplive"].db
+    database.session.remove()
+    with database.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):  # children before parents
+            conn.execute(table.delete())
+
+
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(TEST_REDIS_URL, decode_responses=True)

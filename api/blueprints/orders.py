@@ -98,7 +98,7 @@ class Orders(MethodView):
                 created_to=args["createdTo"],
             )
             session = services().db.session()
-            found = paginate(session, order_queries.select_for_user(session, flt),
+            found = paginate(session, order_queries.select_for_user(flt),
                              created_col=Order.created_at, id_col=Order.id,
                              codec=services().cursors, limit=args["limit"],
                              cursor=args["cursor"])
@@ -127,13 +127,8 @@ class NearbyOrders(MethodView):
     @blp.response(200, NearbyListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Pending orders within a radius of a point, nearest first."""
-        db = services().db
-        where = (args["latitude"], args["longitude"], args["radius"], args["limit"])
-        if db.dialect == "postgresql":
-            with db.dbapi_read() as connection:
-                found = order_queries.postgis_pending_near(connection, *where)
-        else:
-            found = order_queries.find_pending_near(db.session(), *where)
+        found = services().db.find_pending_near(args["latitude"], args["longitude"],
+                                                args["radius"], args["limit"])
         items = []
         for near in found:
             item = order_json(near.order)  # a fresh dict: extended in place, not copied

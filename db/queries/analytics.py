@@ -2,14 +2,13 @@
 window ``[since, until)``. Every function is one GROUP BY (or one aggregate) statement, so the
 cost grows with the rows in the window, never with a round trip per row.
 
-Medians: PostgreSQL computes them in the database (``percentile_cont``); SQLite (standalone
-mode) has no percentile aggregate, so the durations are fetched and the median taken in Python,
-which is fine at standalone sizes.
+Medians differ per database (``db.backends``): PostgreSQL computes them in the database
+(``percentile_cont``); SQLite (standalone mode) has no percentile aggregate, so the durations
+are fetched and the median taken in Python, which is fine at standalone sizes.
 """
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus
+from db.backends import backend_of
 from db.models import Order, OrderApplication, PaymentTransaction
 
 Window = tuple[datetime, datetime]
@@ -92,16 +92,8 @@ def median_seconds_to_accept(session: Session, window: Window, *,
     conditions = [Order.accepted_at.is_not(None), _within(Order.created_at, window)]
     if provider_id is not None:
         conditions.append(Order.provider_id == provider_id)
-    if session.get_bind().dialect.name == "postgresql":
-        seconds = func.extract("epoch", Order.accepted_at - Order.created_at)
-        median = func.percentile_cont(0.5).within_group(seconds)
-        value = session.execute(select(median).where(*conditions)).scalar_one()
-        return None if value is None else float(value)
-    pairs = session.execute(
-        select(Order.created_at, Order.accepted_at).where(*conditions))
-    durations = [(accepted - created).total_seconds() for created, accepted in pairs
-                 if accepted is not None]
-    return statistics.median(durations) if durations else None
+    return backend_of(session).median_seconds_between(
+        session, Order.created_at, Order.accepted_at, conditions)
 
 
 def count_posted_and_accepted(session: Session, window: Window) -> tuple[int, int]:

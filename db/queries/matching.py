@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
 from core.geo import bounding_box
+from db.backends import backend_of
 from db.models import (
     Base,
     GeofenceState,
@@ -39,13 +39,11 @@ def insert_ignoring_duplicates(session: Session, model: type[Base], rows: Sequen
     of the rows actually inserted (RETURNING; SQLite has it since 3.35)."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect.name
-    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
     key = next(iter(model.__table__.primary_key))
     # Parameters passed apart from the statement: it is compiled once and cached, and
     # SQLAlchemy batches the rows into one multi-row INSERT ("insertmanyvalues").
-    stmt = build(model).on_conflict_do_nothing(
-        index_elements=list(conflict_columns)).returning(key)
+    stmt = backend_of(session).insert_ignoring_duplicates(
+        model, conflict_columns).returning(key)
     return list(session.scalars(stmt, list(rows)))
 
 

@@ -3,6 +3,9 @@ erasure removes the free text they wrote there while keeping the records."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +13,17 @@ from sqlalchemy.orm import Session
 from db.models import Order, OrderEvent
 from tests.api.orders_helpers import call, create_order
 from tests.factories import PASSWORD, UserFactory
+
+
+# On PostgreSQL and on SQLite, through the production read path: requests commit.
+@pytest.fixture
+def db_session(committed_session: Session) -> Session:
+    return committed_session
+
+
+@pytest.fixture
+def client(committed_client: FlaskClient) -> FlaskClient:
+    return committed_client
 
 
 def test_export_and_erasure_cover_order_history(client: FlaskClient,
@@ -25,7 +39,7 @@ def test_export_and_erasure_cover_order_history(client: FlaskClient,
 
     erased = call(client, "DELETE", "/users/me", creator, {"password": PASSWORD})
     assert erased.status_code == 200, erased.json
-    stored = db_session.get(Order, order["id"])
+    stored = db_session.get(Order, uuid.UUID(order["id"]))
     assert stored is not None and stored.cancellation_reason == "[erased]"
     texts = db_session.scalars(select(OrderEvent.reason).where(
         OrderEvent.order_id == stored.id)).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,17 @@ from sqlalchemy.orm import Session
 from db.models import OperatingArea, Order, OrderEvent, OutboxMessage, User
 from tests.api.orders_helpers import call, order_body
 from tests.factories import UserFactory
+
+
+# On PostgreSQL and on SQLite, through the production read path: requests commit.
+@pytest.fixture
+def db_session(committed_session: Session) -> Session:
+    return committed_session
+
+
+@pytest.fixture
+def client(committed_client: FlaskClient) -> FlaskClient:
+    return committed_client
 
 
 @pytest.fixture
@@ -37,7 +49,7 @@ def test_spec_example_valid_order_is_created(client: FlaskClient, creator: User,
     order = body["data"]["order"]
     assert order["status"] == "pending" and order["baseAmount"] == "25.00"
     assert order["currency"] == "USD" and order["creatorId"] == str(creator.id)
-    stored = db_session.get(Order, order["id"])
+    stored = db_session.get(Order, uuid.UUID(order["id"]))
     assert stored is not None and stored.base_amount_minor == 2500
     # History and the outbox event were written in the same transaction.
     assert _count(db_session, OrderEvent) == 1 and _count(db_session, OutboxMessage) == 1
@@ -71,7 +83,7 @@ def test_amounts_in_minor_units(client: FlaskClient, creator: User, db_session: 
     assert response.status_code == 201, response.json
     order = response.json["data"]["order"]
     assert order["baseAmount"] == shown and order["currency"] == currency.upper()
-    assert db_session.get(Order, order["id"]).base_amount_minor == minor  # type: ignore[union-attr]
+    assert db_session.get(Order, uuid.UUID(order["id"])).base_amount_minor == minor  # type: ignore[union-attr]
 
 
 FUTURE = (datetime.now(UTC) + timedelta(days=1)).isoformat()

@@ -111,13 +111,18 @@ def test_dbapi_read_lends_a_pooled_connection_in_autocommit(database: Database) 
         assert again.connection.dbapi_connection is lent
 
 
-def test_dbapi_read_uses_the_bound_connection(database: Database) -> None:
+def test_dbapi_read_never_lends_a_bound_connection(database: Database) -> None:
+    # Production's read path, whatever sessions are bound to: it reads what is committed, so
+    # tests that go through it commit their data (tests/conftest.py ``committed_client``).
     with database.engine.connect() as connection:
         outer = connection.begin()
         database.bind_to_connection(connection)
         try:
+            connection.execute(text("CREATE TEMP TABLE only_in_the_bound_one (x int)"))
             with database.dbapi_read() as lent:
-                assert lent is connection.connection.dbapi_connection
+                assert lent is not connection.connection.dbapi_connection
+                assert lent.execute(
+                    "SELECT to_regclass('pg_temp.only_in_the_bound_one')").fetchone() == (None,)
         finally:
             database.unbind()
             outer.rollback()

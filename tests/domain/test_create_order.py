@@ -1,5 +1,5 @@
 """``create_order`` writes the order, its history row and its outbox event: in one statement on
-PostgreSQL, through the ORM on SQLite. Both must write the same thing."""
+PostgreSQL, three INSERTs on SQLite (``db.backends``). Both write, and return, the same thing."""
 
 from __future__ import annotations
 

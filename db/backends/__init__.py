@@ -1,0 +1,86 @@
+"""The SQL that differs between PostgreSQL/PostGIS and SQLite (standalone mode), behind one
+interface (``Backend``) whose implementation is chosen once, when ``make_engine`` creates the
+engine: ``db.backends.postgres.PostgresBackend`` or ``db.backends.sqlite.SQLiteBackend``.
+
+Nothing above ``db/`` asks which database it runs on: the query functions of ``db.queries``
+delegate what differs to ``backend_of(session)``, and ``Database.queries`` is the same object.
+Statement fragments that only compile differently use SQLAlchemy's ``@compiles`` instead
+(``db.backends.constructs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Insert, Row
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+if TYPE_CHECKING:
+    from db.models import Base
+    from db.queries.orders import NearbyOrder
+    from db.session import Database
+
+
+class Backend(Protocol):
+    """Named queries whose SQL (or whose driver path) depends on the database."""
+
+    #: Read-only units of work may run in autocommit on a pooled connection (no BEGIN, no
+    #: ROLLBACK round trips; see ``db.session._ReadRoutingSessionmaker``).
+    autocommit_reads: bool
+
+    def point_is_served(self, session: Session, latitude: float, longitude: float) -> bool:
+        """True when no area is active (operate everywhere) or an active area covers it."""
+        ...
+
+    def insert_served_order(self, session: Session, order: dict[str, Any],
+                            history: dict[str, Any], message: dict[str, Any]
+                            ) -> Row[Any] | None:
+        """Insert an order with its history and outbox rows if its location is served; the
+        order's row (every column of ``live_stream_orders``), or None when it is not."""
+        ...
+
+    def find_pending_near(self, session: Session, latitude: float, longitude: float,
+                          radius_m: float, limit: int) -> list[NearbyOrder]:
+        """Pending orders within ``radius_m`` of a point, nearest first, in ``session``."""
+        ...
+
+    def read_pending_near(self, database: Database, latitude: float, longitude: float,
+                          radius_m: float, limit: int) -> list[NearbyOrder]:
+        """``find_pending_near`` for a read-only request: on the backend's fastest path."""
+        ...
+
+    def insert_ignoring_duplicates(self, model: type[Base],
+                                   conflict_columns: Sequence[str]) -> Insert:
+        """INSERT ... ON CONFLICT (``conflict_columns``) DO NOTHING into ``model``'s table."""
+        ...
+
+    def median_seconds_between(self, session: Session, start: InstrumentedAttribute[Any],
+                               end: InstrumentedAttribute[Any],
+                               conditions: Sequence[ColumnElement[bool]]) -> float | None:
+        """Median of ``end - start`` in seconds over the orders matching ``conditions``."""
+        ...
+
+
+# Keyed by the engine's dialect object: an engine, its execution-option copies (the read-only
+# reader) and every connection they lend share it, so whatever a session is bound to finds
+# the backend its engine was created with.
+_chosen: WeakKeyDictionary[Dialect, Backend] = WeakKeyDictionary()
+
+
+def register(engine: Engine, backend: Backend) -> None:
+    """Called once, by ``make_engine``, with the backend it chose for ``engine``."""
+    _chosen[engine.dialect] = backend
+
+
+def backend_for(bind: Engine | Connection) -> Backend:
+    try:
+        return _chosen[bind.dialect]
+    except KeyError:
+        raise RuntimeError("engine not created by db.session.make_engine") from None
+
+
+def backend_of(session: Session) -> Backend:
+    """The backend of the engine ``session`` is bound to."""
+    return backend_for(session.get_bind())

@@ -1,0 +1,120 @@
+"""SQLite: standalone mode (``make run``: one machine, a few users; see ``db.backends.Backend``).
+
+No PostGIS: geography is an indexed latitude/longitude bounding box plus the exact great-circle
+distance (``taplive_distance_m``, registered on every connection by ``db.session``), and the
+operating areas' GeoJSON rings are checked in Python.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Integer,
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from core.enums import OrderStatus
+from core.geo import bounding_box, point_in_ring
+from db.models import OrderEvent, OutboxMessage
+from db.queries.areas import list_active
+from db.queries.orders import ORDERS, PUBLIC_COLUMNS, USERS, NearbyOrder
+
+if TYPE_CHECKING:
+    from db.models import Base
+    from db.session import Database
+
+
+def _covers(geojson: dict[str, Any], latitude: float, longitude: float) -> bool:
+    rings = geojson.get("coordinates") or []
+    return bool(rings) and point_in_ring(longitude, latitude, rings[0]) and not any(
+        point_in_ring(longitude, latitude, hole) for hole in rings[1:]
+    )
+
+
+def _bbox_filter(latitude: float, longitude: float, radius_m: float) -> ColumnElement[bool]:
+    box = bounding_box(latitude, longitude, radius_m)
+    lat_ok = ORDERS.c.latitude.between(box.min_lat, box.max_lat)
+    if box.lon_ranges is None:
+        return lat_ok
+    lon_ok = or_(false(), *(ORDERS.c.longitude.between(lo, hi) for lo, hi in box.lon_ranges))
+    return and_(lat_ok, lon_ok)
+
+
+def _nearby(latitude: float, longitude: float, radius_m: float) -> Select[Any]:
+    distance = func.taplive_distance_m(
+        ORDERS.c.latitude, ORDERS.c.longitude, literal(latitude), literal(longitude))
+    return (
+        select(*PUBLIC_COLUMNS, distance.label("distance_m"),
+               USERS.c.username.label("creator_name"))
+        .join(USERS, USERS.c.id == ORDERS.c.creator_id)
+        .where(ORDERS.c.status == OrderStatus.PENDING,
+               _bbox_filter(latitude, longitude, radius_m), distance <= radius_m)
+        .order_by(distance, ORDERS.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+class SQLiteBackend:
+    # SQLite's transactions are BEGIN IMMEDIATE (db.session._sqlite_begin): no autocommit
+    # reader, every unit of work is a transaction.
+    autocommit_reads = False
+
+    def point_is_served(self, session: Session, latitude: float, longitude: float) -> bool:
+        areas = list_active(session)  # a handful at most
+        return not areas or any(_covers(area.geojson, latitude, longitude) for area in areas)
+
+    def insert_served_order(self, session: Session, order: dict[str, Any],
+                            history: dict[str, Any], message: dict[str, Any]
+                            ) -> Row[Any] | None:
+        # The same row as PostgreSQL's RETURNING, so the caller has one type on both.
+        if not self.point_is_served(session, order["latitude"], order["longitude"]):
+            return None
+        connection = session.connection()
+        row = connection.execute(insert(ORDERS).returning(*ORDERS.c), order).one()
+        connection.execute(insert(cast(Table, OrderEvent.__table__)), history)
+        connection.execute(insert(cast(Table, OutboxMessage.__table__)), message)
+        return row
+
+    def find_pending_near(self, session: Session, latitude: float, longitude: float,
+                          radius_m: float, limit: int) -> list[NearbyOrder]:
+        rows = session.connection().execute(_nearby(latitude, longitude, radius_m),
+                                            {"limit": limit})
+        return [NearbyOrder(order=row, distance_m=float(row.distance_m),
+                            creator_name=row.creator_name) for row in rows]
+
+    def read_pending_near(self, database: Database, latitude: float, longitude: float,
+                          radius_m: float, limit: int) -> list[NearbyOrder]:
+        # The request's own session: standalone mode has no hot path worth a second one.
+        return self.find_pending_near(database.session(), latitude, longitude, radius_m, limit)
+
+    def insert_ignoring_duplicates(self, model: type[Base],
+                                   conflict_columns: Sequence[str]) -> Insert:
+        return sqlite.insert(model).on_conflict_do_nothing(
+            index_elements=list(conflict_columns))
+
+    def median_seconds_between(self, session: Session, start: InstrumentedAttribute[Any],
+                               end: InstrumentedAttribute[Any],
+                               conditions: Sequence[ColumnElement[bool]]) -> float | None:
+        # No percentile aggregate in SQLite: the pairs are fetched and the median taken in
+        # Python, fine at standalone sizes.
+        pairs = session.execute(select(start, end).where(*conditions))
+        durations = [(finished - started).total_seconds() for started, finished in pairs
+                     if finished is not None]
+        return statistics.median(durations) if durations else None
