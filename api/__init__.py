@@ -10,7 +10,6 @@ from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
 from api.no_sessions import NoSessions
 from api.payment_services import init_payments
-from api.read_cache import ReadCache
 from api.request_hooks import register_request_hooks
 from api.services import Services
 from api.smorest import Api, Blueprint
@@ -20,6 +19,7 @@ from core.logging import configure_logging
 from core.redis import make_redis
 from db.pagination import CursorCodec
 from db.session import Database, make_engine
+from domain.order_cache import OrderReadCache
 
 
 def _blueprints() -> list[tuple[Blueprint, str]]:
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         cursors=CursorCodec(settings.secret_key),
     )
 
-    read_cache = app.extensions["taplive_read_cache"] = ReadCache(
+    read_cache = app.extensions["taplive_read_cache"] = OrderReadCache(
         app.extensions["taplive"].redis, settings.read_cache_ttl_s)
     app.extensions["taplive"].db.on_commit(read_cache.invalidate_committed_changes)
 

@@ -49,7 +49,7 @@ def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any
 
 
 #: ``note_for_commit`` topic: (order id, creator id, provider id) of every committed change to
-#: an order as the API shows it (``api/read_cache.py`` invalidates its cached reads with it);
+#: an order as the API shows it (``domain/order_cache.py`` invalidates its cached reads with it);
 #: ("*",) for a change too wide to list (erasure's scrub).
 ORDER_VIEW_CHANGED = "order_view_changed"
 

@@ -22,7 +22,6 @@ from api.blueprints.order_schemas import (
     order_json,
 )
 from api.fields import page_payload
-from api.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
 from api.services import services
 from api.smorest import Blueprint, Serialized
 from db.models import Order
@@ -31,6 +30,7 @@ from db.queries import orders as order_queries
 from domain import orders
 from domain.enums import OrderStatus
 from domain.errors import NotFound
+from domain.order_cache import OrderReadCache
 from domain.permissions import Permission, permissions_for
 
 blp = Blueprint("orders", __name__,
@@ -46,8 +46,8 @@ def rules() -> orders.OrderRules:
     )
 
 
-def read_cache() -> ReadCache:
-    cache: ReadCache = current_app.extensions["taplive_read_cache"]
+def read_cache() -> OrderReadCache:
+    cache: OrderReadCache = current_app.extensions["taplive_read_cache"]
     return cache
 
 
@@ -107,10 +107,8 @@ class Orders(MethodView):
             return page_payload(found, [order_json(order) for order in found.items])
 
         # Cached per caller and arguments; any change to one of the caller's orders bumps the
-        # caller's version (api/read_cache.py).
-        return Serialized(read_cache().read(
-            user_orders_version_key(caller.id),
-            entry_key("orders", caller.id, sorted(args.items())), page))
+        # caller's version (domain/order_cache.py).
+        return Serialized(read_cache().user_orders(caller.id, args, page))
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderCreateSchema)
@@ -157,8 +155,7 @@ class OrderItem(MethodView):
             return None if order is None else order_json(order)
 
         # The order is cached for every viewer; who may see it is checked on every request.
-        found = read_cache().read(order_version_key(order_id), entry_key("order", order_id),
-                                  load)
+        found = read_cache().order(order_id, load)
         if found is None or not orders.can_view(current_caller(), orders.OrderParties(
                 creator_id=uuid.UUID(found["creatorId"]),
                 provider_id=uuid.UUID(found["providerId"]) if found["providerId"] else None,
