@@ -38,7 +38,7 @@ def test_a_hit_is_served_until_a_version_it_was_read_under_moves(
 
 def test_without_versions_the_key_alone_names_the_entry(redis_client: redis.Redis) -> None:
     cache = CacheAside(redis_client, ttl_s=60)
-    calls, compute = _counter()
+    _, compute = _counter()
     assert [cache.read("plain", compute) for _ in range(3)] == [{"n": 1}] * 3
     assert cache.keys("pla*") == ["plain"]
 
@@ -55,14 +55,14 @@ def test_an_entry_of_another_format_is_a_miss_and_is_replaced(redis_client: redi
 def test_redis_down_computes_every_time_and_never_raises() -> None:
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     cache = CacheAside(dead, ttl_s=60)
-    calls, compute = _counter()
+    _, compute = _counter()
     assert [cache.read("k", compute, versions=("v",)) for _ in range(2)] == [{"n": 1}, {"n": 2}]
     cache.bump(["v"])  # logged, not raised: the commit it follows has happened
 
 
 def test_a_zero_ttl_turns_the_cache_off(redis_client: redis.Redis) -> None:
     cache = CacheAside(redis_client, ttl_s=0)
-    calls, compute = _counter()
+    _, compute = _counter()
     assert [cache.read("k", compute, versions=("v",)) for _ in range(3)] == [
         {"n": 1}, {"n": 2}, {"n": 3}]
     assert redis_client.exists("k") == 0
