@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.services import services
 from db.lifecycle_models import OutboxMessage
+from domain.events import current_payload
 
 log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "taplive:events"
@@ -74,7 +75,8 @@ def drain_outbox(self: Task) -> int:
             for row in rows:
                 pipe.publish(EVENTS_CHANNEL, json.dumps({
                     "id": row.id, "topic": row.topic, "aggregateId": row.aggregate_id,
-                    "payload": row.payload, "requestId": row.request_id,
+                    # Rows stored before today's payload shape are published in it.
+                    "payload": current_payload(row.payload), "requestId": row.request_id,
                     "createdAt": row.created_at.isoformat(),
                 }))
             pipe.execute()

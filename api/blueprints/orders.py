@@ -19,7 +19,6 @@ from api.blueprints.order_schemas import (
     OrderListArgsSchema,
     OrderPageSchema,
     OrderUpdateSchema,
-    order_json,
 )
 from api.fields import page_payload
 from api.services import services
@@ -32,6 +31,7 @@ from domain.enums import OrderStatus
 from domain.errors import NotFound
 from domain.order_cache import OrderReadCache
 from domain.permissions import Permission, permissions_for
+from domain.projections import order_view
 
 blp = Blueprint("orders", __name__,
                 description="Live-stream orders")
@@ -104,7 +104,7 @@ class Orders(MethodView):
                              created_col=Order.created_at, id_col=Order.id,
                              codec=services().cursors, limit=args["limit"],
                              cursor=args["cursor"])
-            return page_payload(found, [order_json(order) for order in found.items])
+            return page_payload(found, [order_view(order) for order in found.items])
 
         # Cached per caller and arguments; any change to one of the caller's orders bumps the
         # caller's version (domain/order_cache.py).
@@ -117,7 +117,7 @@ class Orders(MethodView):
         """Post a live-stream order."""
         order = orders.create_order(services().db.session(), current_caller().id, _draft(body),
                                     rules(), datetime.now(UTC))
-        return Serialized({"order": order_json(order)})
+        return Serialized({"order": order_view(order)})
 
 
 @blp.route("/nearby")
@@ -136,7 +136,7 @@ class NearbyOrders(MethodView):
             found = order_queries.find_pending_near(db.session(), *where)
         items = []
         for near in found:
-            item = order_json(near.order)  # a fresh dict: extended in place, not copied
+            item = order_view(near.order)  # a fresh dict: extended in place, not copied
             item["distanceMeters"] = round(near.distance_m, 1)
             item["creatorName"] = near.creator_name
             items.append(item)
@@ -152,7 +152,7 @@ class OrderItem(MethodView):
 
         def load() -> dict[str, Any] | None:
             order = order_queries.find_by_id(services().db.session(), order_id)
-            return None if order is None else order_json(order)
+            return None if order is None else order_view(order)
 
         # The order is cached for every viewer; who may see it is checked on every request.
         found = read_cache().order(order_id, load)
