@@ -18,6 +18,7 @@ from domain import matching_service, notifications
 from domain.enums import OrderStatus
 from domain.locations import PresenceRegistry, ProviderLocation
 from domain.matching_service import MatchingRules
+from domain.projections import public_order_view
 from matching import ProviderIndex
 from tests.factories import OrderFactory, UserFactory
 from workers.provider_index import ProviderIndexHolder
@@ -154,6 +155,8 @@ def test_notifications_are_recorded_once_per_invited_provider(
     assert {r.recipient_id for r in records} == {p.id for p in providers}
     assert all(r.kind == "order_invitation" and r.payload["event"] == "order:created"
                for r in records)
+    # The order as the provider would see it through the API, without personal data.
+    assert all(r.payload["order"] == public_order_view(order) for r in records)
     events = db_session.scalars(select(OutboxMessage).where(
         OutboxMessage.topic == notifications.PROVIDER_ORDER_CREATED)).all()
     assert {e.payload["recipientId"] for e in events} == {str(p.id) for p in providers}
