@@ -13,6 +13,8 @@ import copy
 from datetime import datetime
 from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
 from jsonschema import Draft7Validator, FormatChecker
 from werkzeug.test import TestResponse
 
@@ -75,3 +77,11 @@ class Contract:
     def component(self, name: str, instance: Any) -> None:
         """Validate ``instance`` against the component schema ``name`` (e.g. ``Order``)."""
         self.validate({"$ref": f"#/components/schemas/{name}"}, instance)
+
+
+def published_contract(app: Flask) -> Contract:
+    """The contract of the document the app serves at ``/api/v1/openapi.json`` (read with a
+    plain client: the per-test client class of tests/conftest.py needs a test's session)."""
+    response = FlaskClient(app, app.response_class).get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    return Contract(response.json)

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 import redis
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from db.matching_models import OrderMatch
 from db.models import User
 from domain.locations import LocationStore, ProviderLocation
-from tests.api.openapi_contract import Contract, strict
+from tests.api.openapi_contract import Contract, published_contract, strict
 from tests.api.orders_helpers import call, order_body
 from tests.factories import OrderFactory, UserFactory
 
@@ -27,10 +28,8 @@ ORDER_SHAPES = {"OrderEnvelopeEnvelope", "OrderPageEnvelope", "NearbyListEnvelop
 
 
 @pytest.fixture(scope="module")
-def contract(app: Any) -> Contract:
-    response = app.test_client().get(f"{V1}/openapi.json")
-    assert response.status_code == 200
-    return Contract(response.json)
+def contract(app: Flask) -> Contract:
+    return published_contract(app)
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from domain.enums import OrderStatus
 from domain.projections import PRIVATE_FIELDS, order_view, public_order_view
-from tests.api.openapi_contract import Contract
+from tests.api.openapi_contract import Contract, published_contract
 from tests.factories import OrderFactory, UserFactory
 
 
 @pytest.fixture(scope="module")
 def contract(app: Flask) -> Contract:
-    return Contract(app.test_client().get("/api/v1/openapi.json").json)
+    return published_contract(app)
 
 
 @pytest.mark.parametrize("variant", ["pending", "accepted", "cancelled-jpy", "kwd-scheduled"])
