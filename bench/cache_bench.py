@@ -1,4 +1,4 @@
-"""The order read caches (services/read_cache.py), before and after, in one run.
+"""The order read caches (domain/order_cache.py), before and after, in one run.
 
 Run:  .venv/bin/python -m bench.cache_bench [--orders 500] [--requests 2000]
 

@@ -39,6 +39,10 @@ CREATE_BODY = {
 
 def _scenarios(client: Any, headers: dict[str, dict[str, str]]) -> dict[str, Callable[[], Any]]:
     rng = random.Random(7)
+    # One order of the creator's, read back by its creator (the read cache answers after the
+    # first read: no write touches this order, only the creator's list version moves).
+    created = client.post("/api/v1/orders", json=CREATE_BODY, headers=headers["creator"])
+    read_path = f"/api/v1/orders/{created.get_json()['data']['order']['id']}"
 
     def nearby() -> Any:
         lat, lon = rng.choice(CITIES)
@@ -54,6 +58,7 @@ def _scenarios(client: Any, headers: dict[str, dict[str, str]]) -> dict[str, Cal
         "nearby": nearby,
         "create": lambda: client.post("/api/v1/orders", json=CREATE_BODY,
                                       headers=headers["creator"]),
+        "read": lambda: client.get(read_path, headers=headers["creator"]),
     }
 
 

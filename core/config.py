@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = 15_000
     readiness_timeout_s: float = 2.0
     page_size_default: int = 20
-    # Read caches of GET /orders and GET /orders/{id} (services/read_cache.py); 0 turns them off.
+    # Read caches of GET /orders and GET /orders/{id} (domain/order_cache.py); 0 turns them off.
     read_cache_ttl_s: int = Field(default=60, ge=0, le=3600)
     page_size_max: int = 100
     celery_always_eager: bool = False

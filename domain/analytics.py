@@ -1,6 +1,8 @@
 """Analytics: a user's own figures (``/analytics/me``) and the platform's (``/admin/analytics``),
 assembled from the set-based queries in ``db.queries.analytics`` and cached in Redis with the
-spec's TTLs (userStats 30 min, analyticsData 12 h).
+spec's TTLs (userStats 30 min, analyticsData 12 h), through the one cache-aside helper
+(``core.cache.CacheAside``; a Redis failure falls back to computing: analytics must not be down
+because the cache is).
 
 Freshness, per endpoint:
 
@@ -21,8 +23,6 @@ therefore lag by up to the TTL, and the response says when it was computed.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import uuid
 from collections import Counter
@@ -34,6 +34,7 @@ from typing import Any
 import redis
 from sqlalchemy.orm import Session
 
+from core.cache import CacheAside
 from core.enums import OrderStatus, UserRole
 from core.errors import ValidationFailed
 from db.models import User
@@ -132,9 +133,9 @@ def user_analytics(session: Session, cache: redis.Redis, user: User, window: Win
     stamp = queries.latest_change_of_user(session, user.id)
     key = (f"{KEY_PREFIX}me:{user.id}:{user.role.value}:{window.cache_key}:"
            f"{stamp.isoformat() if stamp else '-'}")
-    return _cached(cache, key, USER_STATS_TTL_S,
-                   lambda: compute_user_analytics(session, user, window) | {
-                       "computedAt": now.isoformat()})
+    return CacheAside(cache, USER_STATS_TTL_S).read(
+        key, lambda: compute_user_analytics(session, user, window) | {
+            "computedAt": now.isoformat()})
 
 
 # --------------------------------------------------------------------------------- admin
@@ -173,31 +174,15 @@ def platform_analytics(session: Session, cache: redis.Redis, window: Window, now
                        queue_depths: Callable[[], Mapping[str, int]]) -> dict[str, Any]:
     """The cached SQL figures plus live supply by area and queue health."""
     key = f"{KEY_PREFIX}admin:{window.cache_key}"
-    figures = _cached(cache, key, ANALYTICS_DATA_TTL_S,
-                      lambda: compute_platform_analytics(session, window) | {
-                          "computedAt": now.isoformat()})
+    figures = CacheAside(cache, ANALYTICS_DATA_TTL_S).read(
+        key, lambda: compute_platform_analytics(session, window) | {
+            "computedAt": now.isoformat()})
     return figures | {
         "activeProvidersByArea": providers_by_area(available()),
         "queues": [{"queue": q, "depth": d} for q, d in queue_depths().items()],
     }
 
 
-def _cached(cache: redis.Redis, key: str, ttl_s: int,
-            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Read-through cache; a Redis failure falls back to computing (analytics must not be
-    down because the cache is)."""
-    try:
-        hit = cache.get(key)
-    except redis.RedisError:
-        hit = None
-    if hit:
-        return dict(json.loads(str(hit)))
-    value = compute()
-    with contextlib.suppress(redis.RedisError):
-        cache.set(key, json.dumps(value), ex=ttl_s)
-    return value
-
-
 def user_cache_keys(cache: redis.Redis, user_id: uuid.UUID) -> list[str]:
     """The user's cached entries (tests and operators: what is cached for whom)."""
-    return [str(k) for k in cache.scan_iter(f"{KEY_PREFIX}me:{user_id}:*")]
+    return CacheAside(cache, USER_STATS_TTL_S).keys(f"{KEY_PREFIX}me:{user_id}:*")

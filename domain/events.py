@@ -4,6 +4,7 @@ transaction. Nothing is published here; the relay publishes only what was commit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,22 +15,52 @@ from core.context import request_id_var
 from db.models import Order, OrderEvent, OutboxMessage
 from db.session import note_for_commit
 from db.types import utcnow
+from domain.money import format_minor
 from domain.order_states import Actor
+from domain.projections import public_order_view
 
 
 def order_snapshot(order: Order | Row[Any]) -> dict[str, Any]:
-    """The event payload: ids and facts consumers route on, never personal data or positions
-    beyond the order's own public location."""
-    return {
-        "orderId": str(order.id),
-        "status": order.status.value,
-        "creatorId": str(order.creator_id),
-        "providerId": str(order.provider_id) if order.provider_id else None,
-        "latitude": order.latitude,
-        "longitude": order.longitude,
-        "serviceRadius": order.service_radius,
-        "version": order.version,
+    """The payload of an order event, before the event's own fields (``event``, ``actor``...).
+
+    At the top, what consumers route on without reading the order, under the names every stored
+    payload has used (``note_order_view_changed``: who sees this order; the relay; the
+    real-time layer): ``orderId``, ``status``, ``creatorId``, ``providerId``, ``version``.
+    Under ``order``, the order as the API shows it, without personal data
+    (``domain.projections.public_order_view``)."""
+    view = public_order_view(order)
+    return {"orderId": view["id"], "status": view["status"], "creatorId": view["creatorId"],
+            "providerId": view["providerId"], "version": order.version, "order": view}
+
+
+_V1_ORDER_FACTS = ("latitude", "longitude", "serviceRadius")
+_V1_NOTIFICATION_FACTS = (*_V1_ORDER_FACTS, "title", "baseAmountMinor", "currency")
+
+
+def current_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored event or notification payload in today's shape.
+
+    Rows written before the one projection carried a few of the order's facts flat (order
+    events: position and radius; notifications: also the title and ``baseAmountMinor``). They
+    are read as today's shape with the partial ``order`` they had, in the API's names and
+    formats; any other payload is returned as it is. The relay publishes through this, so
+    subscribers see one shape whatever the age of the row."""
+    if "order" in payload or "orderId" not in payload or "latitude" not in payload:
+        return dict(payload)
+    order: dict[str, Any] = {
+        "id": payload["orderId"],
+        "location": {"latitude": payload["latitude"], "longitude": payload["longitude"]},
+        "serviceRadius": payload["serviceRadius"],
     }
+    if "creatorId" in payload:  # an order event
+        order |= {"status": payload["status"], "creatorId": payload["creatorId"],
+                  "providerId": payload.get("providerId")}
+        dropped: tuple[str, ...] = _V1_ORDER_FACTS
+    else:  # a provider's notification
+        order |= {"title": payload["title"], "currency": payload["currency"],
+                  "baseAmount": format_minor(payload["baseAmountMinor"], payload["currency"])}
+        dropped = _V1_NOTIFICATION_FACTS
+    return {k: v for k, v in payload.items() if k not in dropped} | {"order": order}
 
 
 def outbox_values(topic: str, aggregate_id: str, payload: dict[str, Any],
@@ -48,7 +79,7 @@ def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any
 
 
 #: ``note_for_commit`` topic: (order id, creator id, provider id) of every committed change to
-#: an order as the API shows it (``services/read_cache.py`` invalidates its cached reads with it);
+#: an order as the API shows it (``domain/order_cache.py`` invalidates its cached reads with it);
 #: ("*",) for a change too wide to list (erasure's scrub).
 ORDER_VIEW_CHANGED = "order_view_changed"
 

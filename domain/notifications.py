@@ -21,6 +21,7 @@ from db.queries import matching as match_queries
 from db.queries import orders as order_queries
 from domain.dispatch import MatchStatus
 from domain.events import emit
+from domain.projections import public_order_view
 
 ORDER_INVITATION = "order_invitation"
 DISPATCH_OFFER = "dispatch_offer"
@@ -28,15 +29,14 @@ PROVIDER_ORDER_CREATED = "notification:order:created"
 
 
 def _payload(order: Order, match: OrderMatch, event: str) -> dict[str, Any]:
-    # The order's own location is public to providers; the distance is the recipient's own.
+    # The order as the provider sees it through the API (``public_order_view``: no personal
+    # data, since notification rows outlive an erasure); the distance is the recipient's own.
     return {
         "event": event, "recipientId": str(match.provider_id), "orderId": str(order.id),
-        "matchId": str(match.id), "title": order.title, "latitude": order.latitude,
-        "longitude": order.longitude, "serviceRadius": order.service_radius,
-        "baseAmountMinor": order.base_amount_minor, "currency": order.currency,
-        "distanceMeters": round(match.distance_m), "rank": match.rank,
+        "matchId": str(match.id), "distanceMeters": round(match.distance_m), "rank": match.rank,
         "offerExpiresAt": match.offer_expires_at.isoformat() if match.offer_expires_at
         else None,
+        "order": public_order_view(order),
     }
 
 

@@ -25,11 +25,11 @@ from db.pagination import CursorCodec
 from db.session import Database, make_engine
 from domain.auth.generations import GenerationRegister
 from domain.auth.tokens import TokenIssuer, TokenVerifier
+from domain.order_cache import OrderReadCache
 from domain.payments.config import PaymentConfig, make_gateway
 from domain.payments.gateway import PaymentGateway
 from domain.presence_store import PresenceRegistry
 from domain.provider_index import ProviderIndexHolder
-from services.read_cache import ReadCache
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Services:
     cursors: CursorCodec
     payments: Payments
     events: EventPublisher
-    read_cache: ReadCache
+    read_cache: OrderReadCache
     token_issuer: TokenIssuer
     token_verifier: TokenVerifier
     _index: ProviderIndexHolder | None = field(default=None, repr=False)
@@ -104,7 +104,7 @@ def build_services(settings: Settings) -> Services:
             webhook_secret=settings.stripe_webhook_secret,
             webhook_tolerance_s=settings.stripe_webhook_tolerance_s),
         events=RedisEventPublisher(client),
-        read_cache=ReadCache(client, settings.read_cache_ttl_s),
+        read_cache=OrderReadCache(client, settings.read_cache_ttl_s),
         token_issuer=TokenIssuer(settings.jwt_secret_key, settings.jwt_access_ttl_s,
                                  settings.jwt_refresh_ttl_s),
         token_verifier=TokenVerifier(settings.jwt_secret_key, client, database),

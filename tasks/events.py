@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import OutboxMessage
+from domain.events import current_payload
 from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def drain_outbox(self: ServicesTask) -> int:
                 return published
             svc.events.publish_many({
                 "id": row.id, "topic": row.topic, "aggregateId": row.aggregate_id,
-                "payload": row.payload, "requestId": row.request_id,
+                # Rows stored before today's payload shape are published in it.
+                "payload": current_payload(row.payload), "requestId": row.request_id,
                 "createdAt": row.created_at.isoformat(),
             } for row in rows)
             for row in rows:

@@ -14,7 +14,7 @@ from marshmallow import fields, validate
 
 from api.auth import authenticated, current_user
 from api.blueprints.order_actions import location_store
-from api.blueprints.order_schemas import OrderEnvelopeSchema, OrderSchema
+from api.blueprints.order_schemas import OrderEnvelopeSchema, OrderField
 from api.blueprints.providers import StrictBoolean, presence_registry, presence_rules
 from api.services import services
 from api.smorest import Blueprint, Schema
@@ -71,13 +71,14 @@ class InvitationSchema(Schema):
     orderId = fields.UUID(attribute="order_id")
     status = fields.String()
     rank = fields.Integer()
-    distanceMeters = fields.Function(lambda m: round(m.distance_m))  # the provider's own
+    distanceMeters = fields.Function(lambda m: round(m.distance_m),  # the provider's own
+                                     metadata={"type": "integer"})
     offerExpiresAt = fields.DateTime(attribute="offer_expires_at", allow_none=True)
     invitedAt = fields.DateTime(attribute="created_at")
 
 
 class InvitationItemSchema(InvitationSchema):
-    order = fields.Nested(OrderSchema)
+    order = OrderField()
 
 
 class InvitationListSchema(Schema):

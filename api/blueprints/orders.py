@@ -18,7 +18,6 @@ from api.blueprints.order_schemas import (
     OrderListArgsSchema,
     OrderPageSchema,
     OrderUpdateSchema,
-    order_json,
 )
 from api.fields import page_payload
 from api.services import services
@@ -29,8 +28,9 @@ from db.models import Order
 from db.pagination import paginate
 from db.queries import orders as order_queries
 from domain import orders
+from domain.order_cache import OrderReadCache
 from domain.permissions import Permission, permissions_for
-from services.read_cache import ReadCache, entry_key, order_version_key, user_orders_version_key
+from domain.projections import order_view
 
 blp = Blueprint("orders", __name__,
                 description="Live-stream orders")
@@ -45,7 +45,7 @@ def rules() -> orders.OrderRules:
     )
 
 
-def read_cache() -> ReadCache:
+def read_cache() -> OrderReadCache:
     return services().read_cache
 
 
@@ -102,13 +102,11 @@ class Orders(MethodView):
                              created_col=Order.created_at, id_col=Order.id,
                              codec=services().cursors, limit=args["limit"],
                              cursor=args["cursor"])
-            return page_payload(found, [order_json(order) for order in found.items])
+            return page_payload(found, [order_view(order) for order in found.items])
 
         # Cached per caller and arguments; any change to one of the caller's orders bumps the
-        # caller's version (services/read_cache.py).
-        return Serialized(read_cache().read(
-            user_orders_version_key(caller.id),
-            entry_key("orders", caller.id, sorted(args.items())), page))
+        # caller's version (domain/order_cache.py).
+        return Serialized(read_cache().user_orders(caller.id, args, page))
 
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(OrderCreateSchema)
@@ -117,7 +115,7 @@ class Orders(MethodView):
         """Post a live-stream order."""
         order = orders.create_order(services().db.session(), current_caller().id, _draft(body),
                                     rules(), datetime.now(UTC))
-        return Serialized({"order": order_json(order)})
+        return Serialized({"order": order_view(order)})
 
 
 @blp.route("/nearby")
@@ -131,7 +129,7 @@ class NearbyOrders(MethodView):
                                                 args["radius"], args["limit"])
         items = []
         for near in found:
-            item = order_json(near.order)  # a fresh dict: extended in place, not copied
+            item = order_view(near.order)  # a fresh dict: extended in place, not copied
             item["distanceMeters"] = round(near.distance_m, 1)
             item["creatorName"] = near.creator_name
             items.append(item)
@@ -147,11 +145,10 @@ class OrderItem(MethodView):
 
         def load() -> dict[str, Any] | None:
             order = order_queries.find_by_id(services().db.session(), order_id)
-            return None if order is None else order_json(order)
+            return None if order is None else order_view(order)
 
         # The order is cached for every viewer; who may see it is checked on every request.
-        found = read_cache().read(order_version_key(order_id), entry_key("order", order_id),
-                                  load)
+        found = read_cache().order(order_id, load)
         if found is None or not orders.can_view(current_caller(), orders.OrderParties(
                 creator_id=uuid.UUID(found["creatorId"]),
                 provider_id=uuid.UUID(found["providerId"]) if found["providerId"] else None,

@@ -39,14 +39,16 @@ class UserSchema(Schema):
     username = fields.String()
     email = fields.String()
     role = fields.Enum(UserRole, by_value=True)
-    permissions = fields.Method("_permissions")
+    permissions = fields.Method("_permissions", metadata={
+        "type": "array", "items": {"type": "string"}})
     profile = fields.Dict()
     verificationStatus = fields.Enum(
         VerificationStatus, by_value=True, attribute="verification_status")
-    verificationReason = fields.String(attribute="verification_reason")
-    verificationDecidedAt = fields.DateTime(attribute="verification_decided_at")
+    verificationReason = fields.String(attribute="verification_reason", allow_none=True)
+    verificationDecidedAt = fields.DateTime(attribute="verification_decided_at",
+                                            allow_none=True)
     premium = fields.Boolean(attribute="is_premium")
-    lastActiveAt = fields.DateTime(attribute="last_active_at")
+    lastActiveAt = fields.DateTime(attribute="last_active_at", allow_none=True)
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
 

@@ -1,19 +1,29 @@
-"""The hand-written order serializer must say exactly what the documented schema says."""
+"""The one order projection (``domain.projections.order_view``) is what ``OrderSchema``
+documents, for every variant of an order and whether it was read as an entity or a row."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy.orm import Session
 
-from api.blueprints.order_schemas import OrderSchema, order_json
 from core.enums import OrderStatus
+from domain.projections import PRIVATE_FIELDS, order_view, public_order_view
+from tests.api.openapi_contract import Contract, published_contract
 from tests.factories import OrderFactory, UserFactory
 
 
+@pytest.fixture(scope="module")
+def contract(app: Flask) -> Contract:
+    return published_contract(app)
+
+
 @pytest.mark.parametrize("variant", ["pending", "accepted", "cancelled-jpy", "kwd-scheduled"])
-def test_fast_serializer_equals_schema(any_session: Session, variant: str) -> None:
+def test_the_projection_is_what_the_schema_documents(any_session: Session, contract: Contract,
+                                                     variant: str) -> None:
     now = datetime(2026, 5, 1, 12, tzinfo=UTC)
     kwargs: dict[str, object] = {}
     if variant == "accepted":
@@ -31,11 +41,14 @@ def test_fast_serializer_equals_schema(any_session: Session, variant: str) -> No
                   "requirements": {"camera": "4k"}}
     order = OrderFactory(**kwargs)
     any_session.refresh(order)
-    assert order_json(order) == OrderSchema().dump(order)
+    contract.component("Order", order_view(order))
+    if variant == "kwd-scheduled":
+        assert order_view(order)["baseAmount"] == "1.250"
+        assert order_view(order)["scheduledFor"] == (now + timedelta(days=2)).isoformat()
 
 
-def test_fast_serializer_reads_nearby_rows_like_entities(any_session: Session) -> None:
-    """The nearby search serialises table rows, not entities: same output."""
+def test_rows_project_like_entities(any_session: Session) -> None:
+    """The nearby search projects table rows, not entities: same output."""
     from db.queries.orders import find_pending_near
 
     order = OrderFactory(latitude=10.0, longitude=20.0, tags=["x"],
@@ -43,4 +56,15 @@ def test_fast_serializer_reads_nearby_rows_like_entities(any_session: Session) -
                          scheduled_for=datetime.now(UTC) + timedelta(days=1))
     any_session.refresh(order)
     [near] = find_pending_near(any_session, 10.0, 20.0, 1_000, limit=5)
-    assert order_json(near.order) == OrderSchema().dump(order)
+    assert order_view(near.order) == order_view(order)
+
+
+def test_the_public_view_is_the_view_without_personal_data(any_session: Session) -> None:
+    order = OrderFactory(description="Meet me at Rua Augusta 12", location_address="Rua Augusta",
+                         status=OrderStatus.CANCELLED, cancellation_reason="my own words")
+    any_session.refresh(order)
+    full, public = order_view(order), public_order_view(order)
+    expected: dict[str, Any] = {k: v for k, v in full.items() if k not in PRIVATE_FIELDS}
+    expected["location"] = {"latitude": order.latitude, "longitude": order.longitude}
+    assert public == expected
+    assert "Rua Augusta" not in repr(public) and "my own words" not in repr(public)

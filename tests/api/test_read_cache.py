@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.enums import OrderStatus
 from db.models import Order
 from domain.events import ORDER_VIEW_CHANGED
-from services.read_cache import ALL_VERSION, ReadCache
+from domain.order_cache import ALL_VERSION
 from tests.api.orders_helpers import call, create_order
 from tests.auth_helpers import auth_headers
 from tests.factories import PASSWORD, OrderFactory, UserFactory
@@ -104,13 +104,3 @@ def test_an_erased_creators_words_leave_the_counterpartys_cached_order(
     assert erased.status_code == 200
     assert call(client, "GET", path, provider).json["data"]["order"]["description"] is None
 
-
-def test_a_zero_ttl_turns_the_cache_off(app: Flask) -> None:
-    cache = ReadCache(app.extensions["taplive"].redis, ttl_s=0)
-    calls: list[int] = []
-
-    def compute() -> int:
-        calls.append(1)
-        return len(calls)
-
-    assert [cache.read("v", "k", compute) for _ in range(3)] == [1, 2, 3]

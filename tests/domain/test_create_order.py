@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.blueprints.order_schemas import OrderSchema, order_json
 from core.context import request_id_var
 from core.errors import Unprocessable
 from db.models import OperatingArea, Order, OrderEvent, OutboxMessage
 from domain import orders
+from domain.projections import order_view
 from tests.factories import UserFactory
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def test_writes_the_order_its_history_and_its_event(any_session: Session) -> Non
     any_session.expire_all()
     stored = any_session.get(Order, created.id)
     assert stored is not None
-    assert order_json(created) == order_json(stored) == OrderSchema().dump(stored)
+    assert order_view(created) == order_view(stored)
     assert stored.created_at == stored.updated_at == NOW and stored.version == 1
 
     [history] = any_session.scalars(select(OrderEvent)).all()
@@ -50,10 +50,15 @@ def test_writes_the_order_its_history_and_its_event(any_session: Session) -> Non
     [message] = any_session.scalars(select(OutboxMessage)).all()
     assert (message.topic, message.aggregate_id, message.request_id, message.published_at,
             message.attempts) == ("order:created", str(stored.id), "req-create-1", None, 0)
+    # Routing facts at the top; the order as the API shows it, minus its free text and street
+    # address (``description``, ``location.address``), under "order".
+    shown = order_view(stored)
     assert message.payload == {
         "orderId": str(stored.id), "status": "pending", "creatorId": str(creator.id),
-        "providerId": None, "latitude": 40.70, "longitude": -74.01, "serviceRadius": 500,
-        "version": 1, "event": "order:created", "actor": "creator"}
+        "providerId": None, "version": 1, "event": "order:created", "actor": "creator",
+        "order": {k: v for k, v in shown.items()
+                  if k not in ("description", "cancellationReason")}
+        | {"location": {"latitude": 40.70, "longitude": -74.01}}}
     assert any_session.info.get("outbox_pending") is True
 
 

@@ -16,6 +16,7 @@ from db.models import Notification, Order, OrderAssignment, OrderMatch, OutboxMe
 from domain import matching_service, notifications
 from domain.matching_service import MatchingRules
 from domain.presence_store import PresenceRegistry, ProviderLocation
+from domain.projections import public_order_view
 from domain.provider_index import ProviderIndexHolder
 from matching import ProviderIndex
 from tests.factories import OrderFactory, UserFactory
@@ -152,6 +153,8 @@ def test_notifications_are_recorded_once_per_invited_provider(
     assert {r.recipient_id for r in records} == {p.id for p in providers}
     assert all(r.kind == "order_invitation" and r.payload["event"] == "order:created"
                for r in records)
+    # The order as the provider would see it through the API, without personal data.
+    assert all(r.payload["order"] == public_order_view(order) for r in records)
     events = db_session.scalars(select(OutboxMessage).where(
         OutboxMessage.topic == notifications.PROVIDER_ORDER_CREATED)).all()
     assert {e.payload["recipientId"] for e in events} == {str(p.id) for p in providers}

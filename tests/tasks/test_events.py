@@ -138,3 +138,25 @@ def test_every_event_of_a_burst_is_published_by_a_real_worker(
                            headers=headers).json["data"]["order"]["id"] for _ in range(12)}
     published = _messages(pubsub, 12)
     assert {event["aggregateId"] for event in published} == ids
+
+
+def test_rows_stored_in_the_old_flat_shape_are_published_in_todays(
+        live_app: Flask, live_users: dict[str, User]) -> None:
+    """Outbox rows written before the one projection (order facts flat) still drain, and
+    subscribers get them in the shape they get everything else in."""
+    database = live_app.extensions["taplive"].db
+    old = {"orderId": "o-old", "status": "pending", "creatorId": str(live_users["creator"].id),
+           "providerId": None, "latitude": 1.5, "longitude": 2.5, "serviceRadius": 500,
+           "version": 1, "event": "order:updated", "actor": "creator"}
+    with database.transaction() as session:
+        session.add(OutboxMessage(topic="order:updated", aggregate_id="o-old", payload=old,
+                                  created_at=datetime.now(UTC), attempts=0))
+    pubsub = redis.Redis.from_url(TEST_REDIS_URL).pubsub()
+    pubsub.subscribe(EVENTS_CHANNEL)
+    with live_app.app_context():
+        assert live_app.extensions["celery"].tasks[DRAIN_TASK].apply().get() >= 1
+    [event] = [e for e in _messages(pubsub, 1) if e["aggregateId"] == "o-old"]
+    assert event["payload"]["order"] == {
+        "id": "o-old", "status": "pending", "creatorId": old["creatorId"], "providerId": None,
+        "location": {"latitude": 1.5, "longitude": 2.5}, "serviceRadius": 500}
+    assert "latitude" not in event["payload"]
