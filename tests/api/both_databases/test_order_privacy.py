@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,17 +12,6 @@ from sqlalchemy.orm import Session
 from db.models import Order, OrderEvent
 from tests.api.orders_helpers import call, create_order
 from tests.factories import PASSWORD, UserFactory
-
-
-# On PostgreSQL and on SQLite, through the production read path: requests commit.
-@pytest.fixture
-def db_session(committed_session: Session) -> Session:
-    return committed_session
-
-
-@pytest.fixture
-def client(committed_client: FlaskClient) -> FlaskClient:
-    return committed_client
 
 
 def test_export_and_erasure_cover_order_history(client: FlaskClient,

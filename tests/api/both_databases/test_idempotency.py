@@ -15,17 +15,6 @@ from tests.api.orders_helpers import call, order_body
 from tests.factories import UserFactory
 
 
-# On PostgreSQL and on SQLite, through the production read path: requests commit.
-@pytest.fixture
-def db_session(committed_session: Session) -> Session:
-    return committed_session
-
-
-@pytest.fixture
-def client(committed_client: FlaskClient) -> FlaskClient:
-    return committed_client
-
-
 @pytest.fixture
 def creator(db_session: Session) -> User:
     return UserFactory()

@@ -23,17 +23,6 @@ from tests.domain.test_matching_service import LONDON, go_online, index_of, nort
 from tests.factories import OrderFactory, UserFactory
 
 
-# On PostgreSQL and on SQLite, through the production read path: requests commit.
-@pytest.fixture
-def db_session(committed_session: Session) -> Session:
-    return committed_session
-
-
-@pytest.fixture
-def client(committed_client: FlaskClient) -> FlaskClient:
-    return committed_client
-
-
 @pytest.fixture
 def people(db_session: Session, redis_client: redis.Redis) -> dict[str, User]:
     return {

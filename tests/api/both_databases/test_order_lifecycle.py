@@ -20,15 +20,6 @@ from tests.factories import UserFactory
 NYC = (40.7128, -74.0060)
 
 
-# On PostgreSQL and on SQLite, through the production read path: requests commit.
-@pytest.fixture
-def db_session(committed_session: Session) -> Session:
-    return committed_session
-
-
-@pytest.fixture
-def client(committed_client: FlaskClient) -> FlaskClient:
-    return committed_client
 
 
 @pytest.fixture
