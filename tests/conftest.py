@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +117,25 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _rolled_back_session(engine: Engine) -> Iterator[Session]:
-    connection: Connection = engine.connect()
-    outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint",
-                      expire_on_commit=False)
+@contextmanager
+def _factories_on(session: Session) -> Iterator[Session]:
+    """``session`` for the factories (and the test) until the block ends, then closed."""
     factories.bind(session)
     try:
         yield session
     finally:
         factories.bind(None)
         session.close()
+
+
+def _rolled_back_session(engine: Engine) -> Iterator[Session]:
+    connection: Connection = engine.connect()
+    outer = connection.begin()
+    try:
+        with _factories_on(Session(bind=connection, join_transaction_mode="create_savepoint",
+                                   expire_on_commit=False)) as session:
+            yield session
+    finally:
         outer.rollback()
         connection.close()
 
@@ -202,14 +211,9 @@ def committed_app(request: pytest.FixtureRequest) -> Iterator[Flask]:
 @pytest.fixture
 def committed_session(committed_app: Flask) -> Iterator[Session]:
     """The test's own session on ``committed_app``'s database; factories commit through it."""
-    session = Session(bind=committed_app.extensions["taplive"].db.engine,
-                      expire_on_commit=False)
-    factories.bind(session)
-    try:
+    with _factories_on(Session(bind=committed_app.extensions["taplive"].db.engine,
+                               expire_on_commit=False)) as session:
         yield session
-    finally:
-        factories.bind(None)
-        session.close()
 
 
 class _CommittingClient(FlaskClient):
