@@ -26,7 +26,7 @@ from api import create_app
 from core.config import AppEnv, Settings, load_settings
 from core.embedded_redis import start_redis_server
 from db import migrate
-from db.session import make_engine, normalise_database_url
+from db.session import Database, make_engine, normalise_database_url
 from tests import factories
 from workers.queues import ALL_QUEUES
 
@@ -270,7 +270,11 @@ def live_app(pg_url: str) -> Iterator[Flask]:
 
 def discard_committed_data(app: Flask) -> None:
     """Truncate every table the app's committed tests wrote to, and close its connections."""
-    database = app.extensions["taplive"].db
+    truncate_all(app.extensions["taplive"].db)
+
+
+def truncate_all(database: Database) -> None:
+    """Truncate every table of ``database`` (PostgreSQL) and close its connections."""
     database.session.remove()
     with database.engine.begin() as conn:
         tables = conn.execute(text(
