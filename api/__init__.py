@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask
 
 from api.auth import init_auth
 from api.errors import register_error_handlers
@@ -88,9 +88,4 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     register_metrics(app)
     # The API sends tasks (the outbox kick) through the same Celery app the workers run.
     app.extensions["celery"] = make_celery(services)
-    limiter = app.extensions.get("taplive_limiter")
-    if limiter is not None:
-        # The processor delivers events in bursts from a few addresses: its signature, not
-        # the anonymous per-IP budget, guards this endpoint (and a 429 would only delay money).
-        limiter.request_filter(lambda: request.blueprint == "webhooks")
     return app

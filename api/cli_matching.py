@@ -19,7 +19,6 @@ from flask.cli import with_appcontext
 from api.services import services
 from domain import matching_service
 from domain.matching_service import MatchingRules, RematchReport
-from domain.presence_store import PresenceRegistry
 from domain.provider_index import ProviderIndexHolder
 
 
@@ -73,7 +72,7 @@ def rematch_command(dry_run: bool, region: tuple[float, float, float] | None,
                     as_json: bool) -> dict[str, Any]:
     """Re-match all pending orders against current provider positions (batch assignment)."""
     svc = services()
-    registry = PresenceRegistry(svc.redis)
+    registry = svc.presence
     rules = MatchingRules.from_settings(svc.settings)
     started = time.perf_counter()
     bar_cm: Any = click.progressbar(length=5, label="index", show_eta=False,

@@ -22,7 +22,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from db.queries import matching as match_queries
 from domain import dispatch, matching_service
 from domain.matching_service import MatchingRules
-from domain.presence_store import PresenceRegistry
 from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def match_order(self: ServicesTask, order_id: str) -> int:
     index = svc.provider_index.get()
     with svc.db.transaction() as session:
         result = matching_service.match_order(
-            session, oid, index, PresenceRegistry(svc.redis), _now(),
+            session, oid, index, svc.presence, _now(),
             MatchingRules.from_settings(svc.settings))
     invited = len(result.invited) if result else 0
     log.info("order matched", extra={"order_id": order_id, "invited": invited,
@@ -80,7 +79,7 @@ def rematch_all(self: ServicesTask) -> dict[str, Any] | None:
         log.info("re-match skipped: another run holds the lock")
         return None
     try:
-        registry = PresenceRegistry(svc.redis)
+        registry = svc.presence
         rules = MatchingRules.from_settings(svc.settings)
         registry.drop_silent(_now().timestamp() - rules.offline_after_s)
         index = svc.provider_index.get(force=True)
@@ -118,7 +117,7 @@ def sweep_presence(self: ServicesTask) -> int:
     index (they stay online and return with their next location update)."""
     svc = self.services
     cutoff = _now().timestamp() - svc.settings.presence_offline_after_s
-    dropped = PresenceRegistry(svc.redis).drop_silent(cutoff)
+    dropped = svc.presence.drop_silent(cutoff)
     if dropped:
         log.info("silent providers went offline", extra={"count": len(dropped)})
     return len(dropped)

@@ -107,12 +107,10 @@ def settle_order(self: ServicesTask, order_id: str) -> bool:
     try:
         return settle_one(self.services, uuid.UUID(order_id))
     except RateLimited as exc:
-        retries = self.services.payments.config.rate_limit_retries
-        if self.request.retries >= retries:
-            raise
+        # Past max_retries Celery re-raises ``exc`` itself: the order waits for settle_due.
         raise self.retry(exc=exc, countdown=settle_backoff_s(exc.retry_after,
                                                              self.request.retries),
-                         max_retries=retries) from exc
+                         max_retries=self.services.payments.config.rate_limit_retries) from exc
 
 
 def _each(svc: Services, ids: list[uuid.UUID], command: Command, what: str) -> int:
@@ -170,7 +168,8 @@ def settle_due(self: ServicesTask) -> int:
     instead of sleeping here."""
     svc = self.services
     with svc.db.transaction() as session:
-        ids = queries.find_due_for_settlement(session, _now(), svc.payments.config.settlement_batch)
+        ids = queries.find_due_for_settlement(session, _now(),
+                                              svc.payments.config.settlement_batch)
     settled = 0
     for position, order_id in enumerate(ids):
         try:

@@ -137,8 +137,10 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
         in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
-    # Probes are polled by load balancers and must never be refused.
-    limiter.request_filter(lambda: request.blueprint == "health")
+    # Probes are polled by load balancers and must never be refused. The card processor
+    # delivers webhooks in bursts from a few addresses: its signature, not the anonymous per-IP
+    # budget, guards that endpoint (and a 429 would only delay money).
+    limiter.request_filter(lambda: request.blueprint in ("health", "webhooks"))
     _apply_guards(app, limiter, guards(settings))
     app.extensions[EXTENSION_KEY] = limiter
     return limiter

@@ -18,7 +18,6 @@ from api.services import services
 from api.smorest import Blueprint
 from domain import analytics
 from domain.permissions import Permission
-from domain.presence_store import PresenceRegistry
 
 blp = Blueprint("analytics", __name__, description="Analytics")
 
@@ -46,7 +45,7 @@ class PlatformAnalytics(MethodView):
         """Fill rate, time to accept, GMV and fees, supply by area and queue health."""
         svc, now = services(), datetime.now(UTC)
         window = analytics.resolve_window(args["since"], args["until"], now)
-        registry = PresenceRegistry(svc.redis)
+        registry = svc.presence
         return analytics.platform_analytics(
             svc.db.session(), svc.redis, window, now,
             available=lambda: registry.snapshot().records, queue_depths=queue_depths)

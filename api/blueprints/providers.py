@@ -61,7 +61,7 @@ class MyLocation(MethodView):
 
 # Availability (issue 5): online/offline for matching, and how far the provider will travel.
 def presence_registry() -> PresenceRegistry:
-    return PresenceRegistry(services().redis)
+    return services().presence
 
 
 def presence_rules() -> presence.PresenceRules:
