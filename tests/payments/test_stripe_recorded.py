@@ -4,11 +4,13 @@ ignores idempotency keys; see recorded_stripe.py)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from celery.exceptions import Retry
 from flask import Flask
 from flask.testing import FlaskClient
@@ -137,3 +139,31 @@ def test_payout_account_is_checked_with_stripe(
     assert ok.json["data"]["payoutAccount"]["payoutsEnabled"] is True
     with pytest.raises(ObjectMissing):
         recorded_pay.gateway.retrieve_account("acct_nope")
+
+
+def test_a_429_in_the_settlement_batch_queues_the_rest_instead_of_sleeping(
+        app: Flask, client: FlaskClient, people: dict[str, User], pay: Payments,
+        recorded_gateway: StripeGateway, transport: RecordedStripe,
+        db_session: Session, redis_client: redis.Redis) -> None:
+    order = accepted(client, people, proposed="30.00")
+    oid = uuid.UUID(order["id"])
+    deliver(db_session, oid, ago=timedelta(days=4))
+    capture.capture(db_session, pay.gateway, pay.config, oid, datetime.now(UTC))
+    db_session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                 account_ref=KNOWN_ACCOUNT, payouts_enabled=True))
+    db_session.commit()
+    pay.gateway = recorded_gateway
+    transport.fail_next(1)
+    tasks = app.extensions["celery"].tasks
+    assert tasks["payments.settle_due"].apply().get() == 0
+    assert escrow_of(db_session, oid).state == "settling" and not transport.transfers
+    # The rest of the batch went to the broker as settle_order tasks with the backoff as
+    # their countdown (kombu's Redis transport keeps the queue as a list of JSON messages).
+    queued = [json.loads(raw) for raw in redis_client.lrange("payments", 0, -1)]
+    assert [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in queued] == [
+        ("payments.settle_order", repr([str(oid)]))]
+    assert queued[0]["headers"]["eta"] is not None
+    # What the worker does when the countdown ends; a second run finds nothing left to do.
+    assert tasks["payments.settle_order"].apply(args=[str(oid)]).get() is True
+    assert tasks["payments.settle_order"].apply(args=[str(oid)]).get() is False
+    assert escrow_of(db_session, oid).state == "settled" and len(transport.transfers) == 1
