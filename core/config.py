@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     order_pending_ttl_hours: int = 24
     order_expiry_grace_minutes: int = 30
 
+    # Real time (docs/realtime.md): the Socket.IO server's port, how long a reconnecting
+    # client's missed events are kept for replay, how often live sockets' tokens are re-checked.
+    realtime_port: int = Field(default=8001, ge=1, le=65535)
+    realtime_retention_s: int = Field(default=300, ge=10, le=86_400)
+    realtime_revocation_check_s: float = Field(default=0.5, gt=0, le=10)
+    # Order chat (docs/realtime.md, "Chat").
+    chat_message_max_chars: int = Field(default=2000, ge=1, le=10_000)
+
     # Presence, location history and matching (docs/matching.md, "In the workers").
     # A provider with no location update for this long is offline (dropped from matching).
     presence_offline_after_s: int = Field(default=120, ge=10)

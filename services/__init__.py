@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import redis
 
 from core.config import Settings
+from core.notifier import Notifier, SocketIONotifier
 from core.publisher import EventPublisher, RedisEventPublisher
 from core.redis import make_redis
 from db.pagination import CursorCodec
@@ -54,6 +55,7 @@ class Services:
     read_cache: OrderReadCache
     token_issuer: TokenIssuer
     token_verifier: TokenVerifier
+    notifier: Notifier
     _index: ProviderIndexHolder | None = field(default=None, repr=False)
     _index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -108,6 +110,7 @@ def build_services(settings: Settings) -> Services:
         token_issuer=TokenIssuer(settings.jwt_secret_key, settings.jwt_access_ttl_s,
                                  settings.jwt_refresh_ttl_s),
         token_verifier=TokenVerifier(settings.jwt_secret_key, client, database),
+        notifier=SocketIONotifier(settings.redis_url),
     )
     _register_commit_hooks(services)
     return services
