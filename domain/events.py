@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, inspect
 from sqlalchemy.orm import Session
 
 from core.context import request_id_var
@@ -72,9 +73,45 @@ def outbox_values(topic: str, aggregate_id: str, payload: dict[str, Any],
 
 def emit(session: Session, topic: str, aggregate_id: str, payload: dict[str, Any]) -> None:
     """Queue an event for publication after commit (transactional outbox)."""
-    session.add(OutboxMessage(**outbox_values(topic, aggregate_id, payload, utcnow())))
+    values = outbox_values(topic, aggregate_id, payload, utcnow())
+    row = OutboxMessage(**values)
+    session.add(row)
     if "orderId" in payload and "creatorId" in payload:  # an order snapshot, not a side event
         note_order_view_changed(session, payload)
+    note_outbox_written(session, row, values)
+
+
+#: ``note_for_commit`` topic: every outbox row the transaction wrote (``WrittenOutbox``), so
+#: the relay's commit hook can send the rows' follow-up tasks at once (``tasks.events``).
+OUTBOX_WRITTEN = "outbox_written"
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenOutbox:
+    """An outbox row as the commit hook needs it: no database access to read it."""
+
+    topic: str
+    aggregate_id: str
+    request_id: str | None
+    #: The ORM row (its id is assigned when it is flushed) or the id an INSERT returned.
+    row: OutboxMessage | int
+
+    @property
+    def id(self) -> int | None:
+        """The row's id; None if it was never flushed, or a rolled-back savepoint undid it
+        (``identity`` reads the identity map, never the database)."""
+        if isinstance(self.row, int):
+            return self.row
+        identity = inspect(self.row).identity
+        return int(identity[0]) if identity else None
+
+
+def note_outbox_written(session: Session, row: OutboxMessage | int,
+                        values: Mapping[str, Any]) -> None:
+    """This transaction wrote an outbox row (the ORM row or its id; ``values``: its columns,
+    ``outbox_values``): kick the relay after it commits, and tell the commit hook which row."""
+    note_for_commit(session, OUTBOX_WRITTEN, WrittenOutbox(
+        values["topic"], values["aggregate_id"], values["request_id"], row))
     mark_outbox_pending(session)
 
 
@@ -136,6 +173,7 @@ def record_order_event(
         order, event, actor=actor, actor_id=actor_id, now=utcnow(), from_status=from_status,
         reason=reason, data=data)
     session.add(OrderEvent(**history))
-    session.add(OutboxMessage(**message))
+    row = OutboxMessage(**message)
+    session.add(row)
     note_order_view_changed(session, message["payload"])
-    mark_outbox_pending(session)
+    note_outbox_written(session, row, message)

@@ -22,8 +22,8 @@ from db.queries import areas as area_queries
 from db.queries import orders as order_queries
 from domain.events import (
     emit,
-    mark_outbox_pending,
     note_order_view_changed,
+    note_outbox_written,
     order_event_values,
     order_snapshot,
     record_order_event,
@@ -119,12 +119,12 @@ def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rul
     order = Order(**values)  # transient, never added: the event rows are built from it
     history, message = order_event_values(order, "order:created", actor=Actor.CREATOR,
                                           actor_id=creator_id, now=now)
-    row = order_queries.insert_served_order(session, values, history, message)
-    if row is None:
+    created = order_queries.insert_served_order(session, values, history, message)
+    if created is None:
         raise _outside_areas()
     note_order_view_changed(session, message["payload"])
-    mark_outbox_pending(session)
-    return row
+    note_outbox_written(session, created.outbox_id, message)
+    return created.order
 
 
 class Party(Protocol):

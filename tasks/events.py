@@ -6,11 +6,18 @@ commit sends one only if no drain is already due (see ``kick_after_commit``), so
 writes costs one Celery message instead of one each. Rows are claimed with
 ``FOR UPDATE SKIP LOCKED`` so several workers can drain in parallel without double-publishing
 (PostgreSQL; SQLite serialises writers anyway).
+
+The fast path (docs/realtime.md, "Latency fast path"): the same commit hook also sends the
+committed rows' follow-up tasks itself and marks those rows in Redis, so the next step of a
+chain starts one drain earlier and the drain publishes such rows without sending their
+follow-ups again. Marking is best effort; the cost of a miss is a duplicate follow-up, which
+every one of them absorbs (``FOLLOW_UPS``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
 
@@ -20,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import OutboxMessage
-from domain.events import current_payload
+from db.session import committed_notes
+from domain.events import OUTBOX_WRITTEN, WrittenOutbox, current_payload
 from tasks.base import ServicesTask
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,11 @@ BATCH = 500
 #: TTL only bounds the damage of a kick that was lost (the sweep still finds its rows).
 KICK_KEY = "taplive:outbox:drain-due"
 KICK_TTL_MS = 2_000
+#: Set by the commit hook for each outbox row whose follow-ups it sent itself (the fast path):
+#: the drain publishes such a row but does not send its follow-ups again. The TTL only has to
+#: outlive the row's wait for a drain; after it, a late drain merely sends a duplicate.
+FOLLOWED_KEY = "taplive:outbox:followed:{}"
+FOLLOWED_TTL_S = 600
 
 # topic -> tasks to enqueue with the aggregate id. Consumers are idempotent (at-least-once).
 FOLLOW_UPS: dict[str, tuple[str, ...]] = {
@@ -75,8 +88,11 @@ def drain_outbox(self: ServicesTask) -> int:
                 "payload": current_payload(row.payload), "requestId": row.request_id,
                 "createdAt": row.created_at.isoformat(),
             } for row in rows)
+            followed = followed_directly(svc.redis, rows)
             for row in rows:
-                for task_name in FOLLOW_UPS.get(row.topic, ()):
+                # A row whose commit sent its follow-ups (the fast path) needs no second send.
+                follow_ups = () if row.id in followed else FOLLOW_UPS.get(row.topic, ())
+                for task_name in follow_ups:
                     self.app.send_task(task_name, args=[row.aggregate_id],
                                        headers={"taplive_request_id": row.request_id})
                 row.published_at = datetime.now(UTC)
@@ -86,8 +102,61 @@ def drain_outbox(self: ServicesTask) -> int:
             return published
 
 
+def followed_directly(client: redis.Redis, rows: Sequence[OutboxMessage]) -> set[int]:
+    """The ids among ``rows`` whose follow-ups their commit already sent (``FOLLOWED_KEY``).
+    Without Redis: none (the drain sends them again, a duplicate every follow-up absorbs)."""
+    ids = [row.id for row in rows if row.topic in FOLLOW_UPS]
+    if not ids:
+        return set()
+    try:
+        marks = client.mget([FOLLOWED_KEY.format(row_id) for row_id in ids])
+    except redis.RedisError:
+        log.warning("could not read which follow-ups were sent directly", exc_info=True)
+        return set()
+    return {row_id for row_id, mark in zip(ids, marks, strict=True) if mark}
+
+
+def send_follow_ups(celery: Celery, client: redis.Redis,
+                    written: Iterable[WrittenOutbox]) -> list[int]:
+    """The fast path: send the follow-up tasks of outbox rows just committed, now, rather than
+    one drain later, then mark the rows so the drain does not send them again. Returns the ids
+    marked.
+
+    The outbox stays the guarantee: a send that fails (``retry=False``: a dead broker must not
+    stall the request) stops the rest and leaves those rows unmarked, and a mark that is lost
+    or comes after a drain read the row only costs a duplicate, which every follow-up absorbs
+    (docs/matching.md, "Tasks"). Marks are written only after the sends, so a marked row's
+    follow-ups are always on the broker."""
+    sent: list[int] = []
+    try:
+        for note in written:
+            row_id, task_names = note.id, FOLLOW_UPS.get(note.topic, ())
+            if row_id is None or not task_names:
+                continue
+            for task_name in task_names:
+                celery.send_task(task_name, args=[note.aggregate_id], ignore_result=True,
+                                 headers={"taplive_request_id": note.request_id}, retry=False)
+            sent.append(row_id)
+    except Exception:
+        log.warning("could not send follow-ups directly; the outbox relay will",
+                    exc_info=True)
+    if not sent:
+        return sent
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for row_id in sent:
+                pipe.set(FOLLOWED_KEY.format(row_id), "1", ex=FOLLOWED_TTL_S)
+            pipe.execute()
+    except redis.RedisError:
+        log.warning("could not mark follow-ups as sent; the relay sends them again",
+                    exc_info=True)
+        return []
+    return sent
+
+
 def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> None:
-    """Database.on_commit hook: a commit that wrote outbox rows makes sure a drain is due.
+    """Database.on_commit hook: a commit that wrote outbox rows sends their follow-ups
+    (``send_follow_ups``) and makes sure a drain is due.
 
     Coalesced through ``KICK_KEY``: ``SET NX`` (one Redis round trip) either finds a drain
     already due, which deletes the key before it reads and so will see this commit's rows, or
@@ -96,6 +165,7 @@ def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> 
     a dead broker must not stall the request; the beat sweep catches up."""
     if not session.info.pop("outbox_pending", False):
         return
+    send_follow_ups(celery, client, committed_notes(session, OUTBOX_WRITTEN))
     try:
         if not client.set(KICK_KEY, "1", nx=True, px=KICK_TTL_MS):
             return

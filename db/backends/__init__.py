@@ -11,7 +11,7 @@ Statement fragments that only compile differently use SQLAlchemy's ``@compiles``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Insert, Row
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from db.models import Base
     from db.queries.orders import NearbyOrder
     from db.session import Database
+
+
+class CreatedOrder(NamedTuple):
+    """What ``Backend.insert_served_order`` wrote: the order's row, and the id of its
+    ``order:created`` outbox row (the commit hook sends that row's follow-up at once and marks
+    the id so the relay does not send it again: ``tasks.events``)."""
+
+    order: Row[Any]
+    outbox_id: int
 
 
 class Backend(Protocol):
@@ -36,9 +45,10 @@ class Backend(Protocol):
 
     def insert_served_order(self, session: Session, order: dict[str, Any],
                             history: dict[str, Any], message: dict[str, Any]
-                            ) -> Row[Any] | None:
-        """Insert an order with its history and outbox rows if its location is served; the
-        order's row (every column of ``live_stream_orders``), or None when it is not."""
+                            ) -> CreatedOrder | None:
+        """Insert an order with its history and outbox rows if its location is served: the
+        order's row (every column of ``live_stream_orders``) and the outbox row's id, or None
+        when it is not."""
         ...
 
     def find_pending_near(self, session: Session, latitude: float, longitude: float,

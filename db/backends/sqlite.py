@@ -15,7 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     Integer,
-    Row,
     Select,
     Table,
     and_,
@@ -32,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core.enums import OrderStatus
 from core.geo import bounding_box, point_in_ring
+from db.backends import CreatedOrder
 from db.models import OrderEvent, OutboxMessage
 from db.queries.areas import list_active
 from db.queries.orders import ORDERS, PUBLIC_COLUMNS, USERS, NearbyOrder
@@ -82,15 +82,17 @@ class SQLiteBackend:
 
     def insert_served_order(self, session: Session, order: dict[str, Any],
                             history: dict[str, Any], message: dict[str, Any]
-                            ) -> Row[Any] | None:
+                            ) -> CreatedOrder | None:
         # The same row as PostgreSQL's RETURNING, so the caller has one type on both.
         if not self.point_is_served(session, order["latitude"], order["longitude"]):
             return None
         connection = session.connection()
         row = connection.execute(insert(ORDERS).returning(*ORDERS.c), order).one()
         connection.execute(insert(cast(Table, OrderEvent.__table__)), history)
-        connection.execute(insert(cast(Table, OutboxMessage.__table__)), message)
-        return row
+        outbox = cast(Table, OutboxMessage.__table__)
+        outbox_id = connection.execute(insert(outbox).returning(outbox.c.id),
+                                       message).scalar_one()
+        return CreatedOrder(row, outbox_id)
 
     def find_pending_near(self, session: Session, latitude: float, longitude: float,
                           radius_m: float, limit: int) -> list[NearbyOrder]:

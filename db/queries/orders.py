@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, and_, false, or_, select
+from sqlalchemy import Select, Table, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
-from db.backends import backend_of
+from db.backends import CreatedOrder, backend_of
 from db.backends.constructs import has_tag
 from db.models import Order, User
 
@@ -93,11 +93,11 @@ def find_pending_near(
 
 
 def insert_served_order(session: Session, order: dict[str, Any], history: dict[str, Any],
-                        message: dict[str, Any]) -> Row[Any] | None:
+                        message: dict[str, Any]) -> CreatedOrder | None:
     """Insert a new order with its history and outbox rows, if its location is served (see
     ``db.queries.areas.point_is_served``): the order's row (every column, the same type on
-    both databases), or None when no operating area covers it. On PostgreSQL one statement
-    and one round trip (the API's busiest write)."""
+    both databases) and the outbox row's id, or None when no operating area covers it. On
+    PostgreSQL one statement and one round trip (the API's busiest write)."""
     return backend_of(session).insert_served_order(session, order, history, message)
 
 
