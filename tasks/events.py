@@ -122,11 +122,12 @@ def send_follow_ups(celery: Celery, client: redis.Redis,
     one drain later, then mark the rows so the drain does not send them again. Returns the ids
     marked.
 
-    The outbox stays the guarantee: a send that fails (``retry=False``: a dead broker must not
-    stall the request) stops the rest and leaves those rows unmarked, and a mark that is lost
-    or comes after a drain read the row only costs a duplicate, which every follow-up absorbs
-    (docs/matching.md, "Tasks"). Marks are written only after the sends, so a marked row's
-    follow-ups are always on the broker."""
+    The outbox stays the guarantee. A send that fails (``retry=False``: a dead broker must not
+    stall the request longer than its connection timeout) raises after marking the rows sent
+    before it; the rest stay unmarked for the drain. A mark that is lost, or lands after a
+    drain read its row, costs a duplicate, which every follow-up absorbs (docs/matching.md,
+    "Tasks"). Marks are written only after the sends: a marked row's follow-ups are on the
+    broker."""
     sent: list[int] = []
     try:
         for note in written:
@@ -137,21 +138,24 @@ def send_follow_ups(celery: Celery, client: redis.Redis,
                 celery.send_task(task_name, args=[note.aggregate_id], ignore_result=True,
                                  headers={"taplive_request_id": note.request_id}, retry=False)
             sent.append(row_id)
-    except Exception:
-        log.warning("could not send follow-ups directly; the outbox relay will",
-                    exc_info=True)
-    if not sent:
-        return sent
+    finally:
+        marked = _mark_followed(client, sent)
+    return marked
+
+
+def _mark_followed(client: redis.Redis, ids: list[int]) -> list[int]:
+    if not ids:
+        return ids
     try:
         with client.pipeline(transaction=False) as pipe:
-            for row_id in sent:
+            for row_id in ids:
                 pipe.set(FOLLOWED_KEY.format(row_id), "1", ex=FOLLOWED_TTL_S)
             pipe.execute()
     except redis.RedisError:
         log.warning("could not mark follow-ups as sent; the relay sends them again",
                     exc_info=True)
         return []
-    return sent
+    return ids
 
 
 def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> None:
@@ -165,6 +169,8 @@ def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> 
     a dead broker must not stall the request; the beat sweep catches up."""
     if not session.info.pop("outbox_pending", False):
         return
+    # Raises if the broker refused a follow-up: it would refuse the kick too, and each refusal
+    # costs the request the broker's connection timeout. The beat sweep drains these rows.
     send_follow_ups(celery, client, committed_notes(session, OUTBOX_WRITTEN))
     try:
         if not client.set(KICK_KEY, "1", nx=True, px=KICK_TTL_MS):

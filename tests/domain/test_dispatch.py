@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.enums import ApplicationStatus, OrderStatus
 from core.errors import Conflict, NotFound
 from db.models import (
+    Notification,
     Order,
     OrderApplication,
     OrderDispatch,
@@ -21,7 +22,7 @@ from db.models import (
     OutboxMessage,
     User,
 )
-from domain import dispatch
+from domain import dispatch, notifications
 from tests.factories import OrderFactory, UserFactory
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -146,3 +147,18 @@ def test_declining_twice_or_someone_elses_invitation(
     with pytest.raises(Conflict) as again:
         dispatch.decline(db_session, first.id, providers[0], NOW, TTL)
     assert again.value.code == "INVITATION_NOT_OPEN"
+
+
+def test_the_offer_is_notified_once_however_often_its_follow_up_runs(
+        db_session: Session, setup: tuple[Order, list[User], list[OrderMatch]]) -> None:
+    """``notifications.notify_offer`` is a follow-up of ``dispatch:offered``: the commit's
+    direct send and a drain may both deliver it (tasks/events.py, the fast path)."""
+    order, providers, (first, second, _third) = setup
+    dispatch.start(db_session, order, NOW, TTL)
+    assert notifications.notify_offer(db_session, first.id, NOW) is True
+    assert notifications.notify_offer(db_session, first.id, NOW) is False
+    assert notifications.notify_offer(db_session, second.id, NOW) is False  # not offered
+    records = db_session.scalars(select(Notification).where(
+        Notification.order_id == order.id)).all()
+    assert [(r.recipient_id, r.kind) for r in records] == [
+        (providers[0].id, notifications.DISPATCH_OFFER)]
