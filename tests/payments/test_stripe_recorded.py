@@ -154,6 +154,9 @@ def test_a_429_in_the_settlement_batch_queues_the_rest_instead_of_sleeping(
     db_session.commit()
     pay.gateway = recorded_gateway
     transport.fail_next(1)
+    # Only what the batch sends below: the acceptance's commit already sent its follow-up
+    # (payments.authorize_hold, the outbox fast path) to the same queue.
+    redis_client.delete("payments")
     tasks = app.extensions["celery"].tasks
     assert tasks["payments.settle_due"].apply().get() == 0
     assert escrow_of(db_session, oid).state == "settling" and not transport.transfers
