@@ -27,6 +27,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         applications,
         auth,
         matches,
+        notifications,
         order_actions,
         orders,
         payments,
@@ -48,6 +49,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         (payments.blp, "/api/v1"),
         (webhooks.blp, "/api/v1/webhooks"),
         (analytics.blp, "/api/v1"),
+        (notifications.blp, "/api/v1/notifications"),
     ]
 
 

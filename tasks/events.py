@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from db.models import OutboxMessage
 from domain.events import current_payload
 from tasks.base import ServicesTask
+from tasks.push import notify, push_after_commit
 
 log = logging.getLogger(__name__)
 DRAIN_TASK = "events.drain_outbox"
@@ -75,6 +76,9 @@ def drain_outbox(self: ServicesTask) -> int:
                 "payload": current_payload(row.payload), "requestId": row.request_id,
                 "createdAt": row.created_at.isoformat(),
             } for row in rows)
+            # Who learns of what (domain/realtime.py): their notification rows are written in
+            # this transaction, so a drain that dies before commit writes none of them.
+            pushes = notify(session, rows)
             for row in rows:
                 for task_name in FOLLOW_UPS.get(row.topic, ()):
                     self.app.send_task(task_name, args=[row.aggregate_id],
@@ -82,6 +86,7 @@ def drain_outbox(self: ServicesTask) -> int:
                 row.published_at = datetime.now(UTC)
                 row.attempts += 1
             published += len(rows)
+        push_after_commit(svc, pushes)
         if len(rows) < BATCH:
             return published
 
