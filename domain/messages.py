@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
 from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from db.models import Order, OrderMessage
+from db.models import Notification, Order, OrderMessage, OutboxMessage
 from db.pagination import CursorCodec, Page, paginate
 from db.queries import messages as queries
 from db.queries import orders as order_queries
@@ -125,7 +125,12 @@ def erase_sent_by(session: Session, user_id: uuid.UUID, now: datetime) -> None:
     if not scrubbed:
         return
     order_ids = {message.order_id for message in scrubbed.values()}
-    for row in queries.message_events_in(session, order_ids):
+    # The outbox events, and the notifications pushed from them (``message:sent`` and
+    # ``message:received``), carried the body too.
+    rows: list[OutboxMessage | Notification] = [
+        *queries.message_events_in(session, order_ids),
+        *queries.message_notifications_in(session, order_ids)]
+    for row in rows:
         message_id = row.payload.get("message", {}).get("id")
         scrubbed_message = scrubbed.get(uuid.UUID(message_id)) if message_id else None
         if scrubbed_message is not None:

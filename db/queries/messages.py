@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Order, OrderMessage, OutboxMessage
+from db.models import Notification, Order, OrderMessage, OutboxMessage
 
 #: The outbox topic of a posted message (``domain.messages``).
 MESSAGE_CREATED = "message:created"
@@ -51,3 +51,13 @@ def message_events_in(session: Session, order_ids: set[uuid.UUID]) -> list[Outbo
     return list(session.scalars(select(OutboxMessage).where(
         OutboxMessage.topic == MESSAGE_CREATED,
         OutboxMessage.aggregate_id.in_([str(order_id) for order_id in order_ids]))))
+
+
+def message_notifications_in(session: Session, order_ids: set[uuid.UUID]
+                             ) -> list[Notification]:
+    """The chat notifications (``message:sent``, ``message:received``) of these orders."""
+    if not order_ids:
+        return []
+    return list(session.scalars(select(Notification).where(
+        Notification.event.in_(["message:sent", "message:received"]),
+        Notification.order_id.in_(list(order_ids)))))

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from core.enums import OrderStatus
-from db.models import Order, OrderMessage, OutboxMessage, User
+from db.models import Notification, Order, OrderMessage, OutboxMessage, User
+from tasks.push import notify
 from tests.api.openapi_contract import published_contract
 from tests.api.orders_helpers import accepted_order, call
 from tests.auth_helpers import auth_headers
@@ -311,6 +312,10 @@ def test_erasure_scrubs_my_messages_and_keeps_the_conversation(
     order = taken(people)
     mine = post(client, order.id, creator, {"body": "my flat is at Rua Augusta 12"})
     theirs = post(client, order.id, provider, {"body": "got it"})
+    # The relay turned the events into notifications (message:sent, message:received).
+    notify(db_session, list(db_session.scalars(select(OutboxMessage).where(
+        OutboxMessage.topic == "message:created"))))
+    assert "Rua Augusta" in str([n.payload for n in db_session.scalars(select(Notification))])
     order.status = OrderStatus.COMPLETED  # erasure waits for open orders
     db_session.commit()
 
@@ -328,3 +333,6 @@ def test_erasure_scrubs_my_messages_and_keeps_the_conversation(
     assert [p["message"] for p in payloads] == [scrubbed, theirs.json["data"]["message"]]
     assert "Rua Augusta" not in str([e.payload for e in db_session.scalars(
         select(OutboxMessage))])
+    notes = list(db_session.scalars(select(Notification)))
+    assert {n.event for n in notes} == {"message:sent", "message:received"}
+    assert "Rua Augusta" not in str([n.payload for n in notes])

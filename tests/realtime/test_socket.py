@@ -271,3 +271,26 @@ def test_only_providers_report_positions_and_not_too_often(
                for _ in range(8)]
     assert [a["ok"] for a in answers].count(True) == 5
     assert answers[-1]["error"]["code"] == "RATE_LIMITED"
+
+
+# ------------------------------------------------------------------------------------- chat
+def test_a_chat_message_reaches_both_parties_sockets(
+        clients: Clients, live_app: Flask, live_users: dict[str, User],
+        live_worker: Celery) -> None:
+    order_id = _accepted_order(live_app, live_users["creator"], live_users["provider"])
+    sender = clients().connect(access_token(live_users["creator"], live_app))
+    receiver = clients().connect(access_token(live_users["provider"], live_app))
+    outsider = clients().connect(access_token(live_users["rival"], live_app))
+    posted = api(live_app, "POST", f"/orders/{order_id}/messages", live_users["creator"],
+                 {"body": "I am at the north gate"})["message"]
+    received = receiver.wait_for("message:received", lambda a: a[0]["orderId"] == order_id)
+    assert received[0]["payload"]["message"] == posted
+    sent = sender.wait_for("message:sent", lambda a: a[0]["orderId"] == order_id)
+    assert sent[0]["payload"]["message"]["id"] == posted["id"]
+    assert receiver.named("message:sent") == [] and sender.named("message:received") == []
+    time.sleep(0.2)
+    assert not [e for e, _ in outsider.events if e.startswith("message:")]
+    # A stranger cannot post (the order is hidden from them, as everywhere in the API).
+    answer = api(live_app, "POST", f"/orders/{order_id}/messages", live_users["rival"],
+                 {"body": "hi"}, expect=404)
+    assert answer["error"]["code"] == "NOT_FOUND"
