@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every TapLive process: the default CMD is the Procfile's `web`; compose and the
-# Kubernetes manifests override the command with the Procfile's worker / beat / flower / release
-# lines (tests/deploy/test_manifests.py checks that they stay the same commands).
+# Kubernetes manifests override the command with the Procfile's realtime / worker / beat / flower /
+# release lines (tests/deploy/test_manifests.py checks that they stay the same commands).
 #
 #   docker build -t taplive:local .
 #

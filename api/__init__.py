@@ -27,6 +27,8 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         applications,
         auth,
         matches,
+        messages,
+        notifications,
         order_actions,
         orders,
         payments,
@@ -42,12 +44,14 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         (admin_users.blp, "/api/v1/admin/users"),
         (orders.blp, "/api/v1/orders"),
         (applications.blp, "/api/v1/orders"),
+        (messages.blp, "/api/v1/orders"),
         (order_actions.blp, "/api/v1"),
         (providers.blp, "/api/v1/providers"),
         (matches.blp, "/api/v1"),
         (payments.blp, "/api/v1"),
         (webhooks.blp, "/api/v1/webhooks"),
         (analytics.blp, "/api/v1"),
+        (notifications.blp, "/api/v1/notifications"),
     ]
 
 

@@ -49,14 +49,6 @@ def money_out(minor: int | None, currency: str) -> str | None:
     return None if minor is None else format_minor(minor, currency)
 
 
-def latitude(**kwargs: Any) -> fields.Float:
-    return fields.Float(validate=validate.Range(-90.0, 90.0), allow_nan=False, **kwargs)
-
-
-def longitude(**kwargs: Any) -> fields.Float:
-    return fields.Float(validate=validate.Range(-180.0, 180.0), allow_nan=False, **kwargs)
-
-
 class PaginationSchema(Schema):
     hasNextPage = fields.Boolean()
     hasPreviousPage = fields.Boolean()

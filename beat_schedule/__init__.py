@@ -15,6 +15,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    # Safety net of the pushes: a notification stored but not pushed (a crash between its
+    # commit and its push) is pushed within seconds (docs/realtime.md).
+    "notifications-push-pending": {
+        "task": "notifications.push_pending",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
     "maintenance-purge-idempotency-keys": {
         "task": "maintenance.purge_idempotency_keys",
         "schedule": 3600.0,

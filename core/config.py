@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     rate_limit_login_account: str = "10 per 15 minutes"
     rate_limit_register_ip: str = "10 per 15 minutes"
     rate_limit_register_account: str = "5 per 15 minutes"
+    # Order chat: messages one user may post (all orders together).
+    rate_limit_chat_messages: str = "30 per minute"
     # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: use the peer).
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
 
@@ -146,7 +148,7 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",
         "rate_limit_login_ip", "rate_limit_login_account", "rate_limit_register_ip",
-        "rate_limit_register_account",
+        "rate_limit_register_account", "rate_limit_chat_messages",
     )
     @classmethod
     def _parse_rate_limit(cls, value: str) -> str:

@@ -21,11 +21,14 @@ from core.geo import EARTH_RADIUS_M, great_circle_m
 from db.models import GeofenceState, LocationSample, Order, OrderDispatch, OrderMatch, User
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
+from db.session import note_for_commit
 from domain.events import emit
 from domain.presence_store import LocationStore, PresenceRegistry, ProviderLocation
 
 GEOFENCE_ENTERED = "location:geofence_entered"
 GEOFENCE_EXITED = "location:geofence_exited"
+#: ``note_for_commit`` topic and live event: an assigned provider's new position.
+LOCATION_UPDATED = "location:updated"
 # Orders whose assigned provider's exact position the creator may see, and whose geofence we
 # track: from acceptance until the stream ends.
 TRACKED_STATUSES = frozenset({OrderStatus.ACCEPTED, OrderStatus.ACTIVE})
@@ -170,6 +173,15 @@ def track_geofences(session: Session, provider_id: uuid.UUID, location: Provider
     for order in match_queries.find_tracked_orders(session, provider_id):
         distance = great_circle_m(order.latitude, order.longitude,
                                   location.latitude, location.longitude)
+        # Live only, after commit, to the order's room: its members (the creator and this
+        # provider, see ``realtime``) are exactly who ``may_see_exact`` allows while tracked.
+        note_for_commit(session, LOCATION_UPDATED, {
+            "event": LOCATION_UPDATED, "orderId": str(order.id),
+            "providerId": str(provider_id), "latitude": location.latitude,
+            "longitude": location.longitude, "accuracy": location.accuracy_m,
+            "recordedAt": location.recorded_at.isoformat(),
+            "distanceMeters": round(distance), "at": now.isoformat(),
+        })
         state = match_queries.find_geofence_state(session, order.id, for_update=True)
         previous = state.inside if state is not None and state.provider_id == provider_id \
             else None

@@ -30,10 +30,11 @@ from core.errors import (
     ValidationFailed,
 )
 from db.models import User
+from db.queries import messages as message_queries
 from db.queries import users as queries
 from db.session import note_for_commit
 from db.types import utcnow
-from domain import audit
+from domain import audit, messages
 from domain.audit import AuditEventType
 from domain.events import ORDER_VIEW_CHANGED
 from domain.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
@@ -286,6 +287,8 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "payments": [_row(p) for p in queries.payments_of(session, user.id)],
         "auditEvents": [_row(e) for e in queries.audit_events_of(session, user.id)],
         "orderEvents": [_row(e) for e in queries.order_events_of(session, user.id)],
+        # The conversations the user takes part in (what the chat shows them), both sides.
+        "messages": [_row(m) for m in message_queries.conversations_of(session, user.id)],
         "notes": {
             "password": "Stored only as a salted bcrypt hash, which is not exported.",
             "lastActiveAt": "Recorded at most a minute late (activity is batched).",
@@ -307,6 +310,7 @@ def erase(session: Session, user: User, *, password: str) -> None:
         raise Conflict("Finish or cancel your open orders and applications first.",
                        code="ERASURE_BLOCKED", details=obligations)
     placeholder = f"{ERASED_PREFIX}{user.id.hex}"
+    now = utcnow()
     user.username = placeholder
     user.email = f"{placeholder}@erased.invalid"  # RFC 2606: can never be a real address
     user.password_hash = "!erased"  # not a bcrypt hash: no password can ever match it
@@ -314,11 +318,12 @@ def erase(session: Session, user: User, *, password: str) -> None:
     user.verification_reason = None
     user.last_active_at = None
     user.is_premium = False
-    user.erased_at = utcnow()
+    user.erased_at = now
     revoke_tokens(session, user)
     audit.record(session, AuditEventType.ERASED, actor_id=user.id)
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too
+    messages.erase_sent_by(session, user.id, now)
     # The scrub rewrites orders the API may hold cached for their counterparties.
     note_for_commit(session, ORDER_VIEW_CHANGED, ("*",))
     session.commit()

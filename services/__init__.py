@@ -17,20 +17,24 @@ import threading
 from dataclasses import dataclass, field
 
 import redis
+from sqlalchemy.orm import Session
 
 from core.config import Settings
-from core.notifier import Notifier, SocketIONotifier
+from core.notifier import Notifier, SocketIONotifier, order_room
 from core.publisher import EventPublisher, RedisEventPublisher
 from core.redis import make_redis
 from db.pagination import CursorCodec
-from db.session import Database, make_engine
+from db.session import Database, committed_notes, make_engine
 from domain.auth.generations import GenerationRegister
 from domain.auth.tokens import TokenIssuer, TokenVerifier
 from domain.order_cache import OrderReadCache
 from domain.payments.config import PaymentConfig, make_gateway
 from domain.payments.gateway import PaymentGateway
+from domain.presence import LOCATION_UPDATED
 from domain.presence_store import PresenceRegistry
 from domain.provider_index import ProviderIndexHolder
+from domain.push import NotificationPusher
+from domain.realtime import Broadcaster
 
 
 @dataclass
@@ -67,6 +71,16 @@ class Services:
     @property
     def presence(self) -> PresenceRegistry:
         return PresenceRegistry(self.redis)
+
+    @property
+    def pusher(self) -> NotificationPusher:
+        """Pushes stored notifications to sockets and keeps the replay log."""
+        return NotificationPusher(self.redis, self.notifier, self.settings.realtime_retention_s)
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """To a user, an order's participants, or the online providers inside a circle."""
+        return Broadcaster(self.notifier, lambda: self.provider_index.get())
 
     @property
     def provider_index(self) -> ProviderIndexHolder:
@@ -116,9 +130,17 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+def push_live_locations(notifier: Notifier, session: Session) -> None:
+    """After a committed position report: ``location:updated`` to each tracked order's room
+    (live only: a position is stale by the time anyone could replay it)."""
+    notifier.emit_many([(note["event"], note, order_room(note["orderId"]), None)
+                        for note in committed_notes(session, LOCATION_UPDATED)])
+
+
 def _register_commit_hooks(services: Services) -> None:
     """What every process must do after a commit, whoever committed: drop the read-cache
     entries the change made stale, publish token-generation bumps (a revoked token must stop
-    working on every API process)."""
+    working on every API process), push live positions to the orders' rooms."""
     services.db.on_commit(services.read_cache.invalidate_committed_changes)
     services.db.on_commit(services.generations.publish_committed_bumps)
+    services.db.on_commit(lambda session: push_live_locations(services.notifier, session))

@@ -30,6 +30,7 @@ from db.models import OutboxMessage
 from db.session import committed_notes
 from domain.events import OUTBOX_WRITTEN, WrittenOutbox, current_payload
 from tasks.base import ServicesTask
+from tasks.push import notify, push_after_commit
 
 log = logging.getLogger(__name__)
 DRAIN_TASK = "events.drain_outbox"
@@ -88,6 +89,9 @@ def drain_outbox(self: ServicesTask) -> int:
                 "payload": current_payload(row.payload), "requestId": row.request_id,
                 "createdAt": row.created_at.isoformat(),
             } for row in rows)
+            # Who learns of what (domain/realtime.py): their notification rows are written in
+            # this transaction, so a drain that dies before commit writes none of them.
+            pushes = notify(session, rows)
             followed = followed_directly(svc.redis, rows)
             for row in rows:
                 # A row whose commit sent its follow-ups (the fast path) needs no second send.
@@ -98,6 +102,7 @@ def drain_outbox(self: ServicesTask) -> int:
                 row.published_at = datetime.now(UTC)
                 row.attempts += 1
             published += len(rows)
+        push_after_commit(svc, pushes)
         if len(rows) < BATCH:
             return published
 

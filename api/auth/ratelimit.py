@@ -7,6 +7,7 @@
 * Brute-force guards on top, declared by a view with ``rate_limit_guards = ("login",)``:
   ``register`` (per IP, per email), ``login`` (per IP; per email counting failed attempts only,
   so a user who signs in often is never locked out), ``password`` (per user, failed attempts).
+  ``chat`` (per user, POST only) keeps one person from flooding an order's chat.
 * A breach is 429 in the envelope with ``Retry-After`` and ``X-RateLimit-Limit/Remaining/Reset``.
 * If Redis is down, limits fall back to per-process memory instead of failing requests.
 """
@@ -89,6 +90,7 @@ class Guard:
     key: Callable[[], str]
     scope: str
     deduct_when: Callable[[Response], bool] | None = None
+    methods: tuple[str, ...] | None = None  # None: every method of the view
 
 
 def guards(settings: Settings) -> dict[str, list[Guard]]:
@@ -106,6 +108,10 @@ def guards(settings: Settings) -> dict[str, list[Guard]]:
         "password": [
             Guard(settings.rate_limit_login_account, _principal_key, "password",
                   _failed_with(403)),
+        ],
+        "chat": [
+            Guard(settings.rate_limit_chat_messages, _principal_key, "chat-post",
+                  methods=("POST",)),
         ],
     }
 
@@ -156,6 +162,7 @@ def _apply_guards(app: Flask, limiter: Limiter, by_name: dict[str, list[Guard]])
                 wrapped = limiter.limit(
                     guard.limit, key_func=guard.key, scope=guard.scope,
                     deduct_when=guard.deduct_when, override_defaults=False,
+                    methods=list(guard.methods) if guard.methods else None,
                     error_message=TOO_MANY,
                 )(wrapped)
         app.view_functions[endpoint] = wrapped

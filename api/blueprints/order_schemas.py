@@ -13,13 +13,12 @@ from api.fields import (
     Currency,
     PageArgsSchema,
     PaginationSchema,
-    latitude,
-    longitude,
     minor_from,
     money_out,
 )
 from api.smorest import Schema
 from core.enums import ApplicationStatus, OrderStatus
+from domain.location_input import latitude, longitude
 from domain.projections import order_view
 
 MAX_REQUIREMENTS_BYTES = 4096

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import fields, validate
 
 from api.auth import authenticated, current_user
 from api.blueprints.order_actions import location_store
-from api.fields import latitude, longitude
 from api.services import services
 from api.smorest import Blueprint, Schema
 from domain import presence
+from domain.location_input import LocationUpdateSchema
 from domain.permissions import Permission
 from domain.presence_store import PresenceRegistry, ProviderLocation
 
 blp = Blueprint("providers", __name__,
                 description="Provider presence and location")
-MAX_CLOCK_SKEW = timedelta(minutes=1)
-
-
-class LocationUpdateSchema(Schema):
-    latitude = latitude(required=True)
-    longitude = longitude(required=True)
-    accuracy = fields.Float(load_default=None, allow_none=True, allow_nan=False,
-                            validate=validate.Range(0, 10_000))
-    recordedAt = fields.AwareDateTime(load_default=None, allow_none=True)
-
-    @ma.validates("recordedAt")
-    def _not_in_future(self, value: datetime | None, **_: Any) -> None:
-        if value is not None and value > datetime.now(UTC) + MAX_CLOCK_SKEW:
-            raise ma.ValidationError("Must not be in the future.")
 
 
 class LocationAckSchema(Schema):

@@ -134,6 +134,7 @@ class ExportSchema(Schema):
     payments = fields.List(fields.Dict())
     auditEvents = fields.List(fields.Dict())
     orderEvents = fields.List(fields.Dict())
+    messages = fields.List(fields.Dict())
     notes = fields.Dict()
 
 

@@ -13,6 +13,7 @@ from db.models.matching import (
     OrderDispatch,
     OrderMatch,
 )
+from db.models.messages import OrderMessage
 from db.models.notifications import Notification
 from db.models.orders import LOCATION_POINT_SQL, Order, OrderApplication, OrderEvent
 from db.models.outbox import OutboxMessage
@@ -33,7 +34,7 @@ __all__ = [
     "DISPATCH_STATUSES", "LOCATION_POINT_SQL", "MATCH_SOURCES", "MATCH_STATUSES", "AuditEvent",
     "Base", "GeofenceState", "IdempotencyRecord", "LedgerEntry", "LedgerTransaction",
     "LocationSample", "Notification", "OperatingArea", "Order", "OrderApplication",
-    "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch", "OutboxMessage",
-    "PaymentCustomer", "PaymentEscrow", "PaymentTransaction", "PayoutAccount",
+    "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch", "OrderMessage",
+    "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction", "PayoutAccount",
     "ProcessedWebhookEvent", "ReconciliationRun", "SavedPaymentMethod", "TimestampMixin", "User",
 ]

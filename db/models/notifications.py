@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,13 +21,16 @@ from db.types import JSONType, UTCDateTime, utcnow
 
 
 class Notification(Base):
-    """A notification record for one user (an invitation, a dispatch offer, ...). Unique per
-    (recipient, order, kind), so a notify task that runs twice records it once."""
+    """One event pushed to one user (an invitation, an offer, an order's transition, a chat
+    message...). Unique per (recipient, event_id), so a task that runs twice records it once;
+    ``pushed_at`` stays NULL until the push went out (docs/realtime.md)."""
 
     __tablename__ = "notifications"
     __table_args__ = (
-        UniqueConstraint("recipient_id", "order_id", "kind", name="uq_notifications_once"),
+        UniqueConstraint("recipient_id", "event_id", name="uq_notifications_event_once"),
         Index("idx_notifications_recipient", "recipient_id", "created_at"),
+        Index("idx_notifications_unpushed", "created_at",
+              postgresql_where=text("pushed_at IS NULL"), sqlite_where=text("pushed_at IS NULL")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -36,6 +40,11 @@ class Notification(Base):
     match_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("order_matches.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
+    #: The pushed event's name (``order:accepted``) and the fact's id, shared by every
+    #: recipient and every replay of it: what a client de-duplicates on.
+    event: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(96))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

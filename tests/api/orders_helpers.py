@@ -38,3 +38,15 @@ def create_order(client: FlaskClient, creator: User, **overrides: Any) -> dict[s
     assert response.status_code == 201, response.json
     order: dict[str, Any] = response.json["data"]["order"]
     return order
+
+
+def accepted_order(client: FlaskClient, creator: User, provider: User) -> dict[str, Any]:
+    """An order of ``creator`` taken by ``provider`` through the API (apply, then accept)."""
+    order = create_order(client, creator)
+    applied = call(client, "POST", f"/orders/{order['id']}/applications", provider, {})
+    assert applied.status_code == 201, applied.json
+    accepted = call(client, "POST", f"/orders/{order['id']}/accept", creator,
+                    {"applicationId": applied.json["data"]["application"]["id"]})
+    assert accepted.status_code == 200, accepted.json
+    result: dict[str, Any] = accepted.json["data"]["order"]
+    return result

@@ -59,12 +59,12 @@ def test_matches_and_notifications_are_inserted_once(any_session: Session) -> No
                                         ("order_id", "provider_id")) == []
     assert any_session.scalar(select(func.count()).select_from(OrderMatch)) == 1
     note = {"id": uuid.uuid4(), "recipient_id": provider.id, "order_id": order.id,
-            "match_id": first["id"], "kind": "order_invitation", "payload": {"a": 1},
-            "created_at": NOW}
+            "match_id": first["id"], "kind": "order_invitation", "event": "order:created",
+            "event_id": f"order_invitation:{order.id}", "payload": {"a": 1}, "created_at": NOW}
     assert len(q.insert_ignoring_duplicates(any_session, Notification, [note],
-                                            ("recipient_id", "order_id", "kind"))) == 1
+                                            ("recipient_id", "event_id"))) == 1
     assert q.insert_ignoring_duplicates(any_session, Notification, [note | {"id": uuid.uuid4()}],
-                                        ("recipient_id", "order_id", "kind")) == []
+                                        ("recipient_id", "event_id")) == []
 
 
 def test_history_is_purged_in_batches_oldest_first(any_session: Session) -> None:

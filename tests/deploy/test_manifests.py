@@ -27,6 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from core.config import Settings
 from core.context import accept_or_generate_request_id
 from workers.queues import ALL_QUEUES
 
@@ -36,6 +37,7 @@ NGINX_CONF = ROOT / "deploy" / "nginx" / "taplive.conf"
 K8S_VERSION = "1.30"
 NAMESPACE = "taplive"
 API_PORT = 8000
+REALTIME_PORT = 8001
 
 # ${VAR}, ${VAR:-default}, ${VAR:?message} (shell, Compose), $(VAR) (Kubernetes), $VAR.
 _VARIABLE = re.compile(
@@ -175,12 +177,13 @@ def k8s_workers() -> dict[str, dict[str, str]]:
 
 def test_every_procfile_process_is_deployed() -> None:
     # A new Procfile process must be added to the images' orchestration (and to this test).
-    assert set(procfile()) == {"web", "worker", "beat", "flower", "release"}
+    assert set(procfile()) == {"web", "realtime", "worker", "beat", "flower", "release"}
 
 
 @pytest.mark.parametrize(
     ("process", "service", "deployment"),
     [("web", "web", ("Deployment", "taplive-api")),
+     ("realtime", "realtime", ("Deployment", "taplive-realtime")),
      ("beat", "beat", ("Deployment", "taplive-beat")),
      ("flower", "flower", ("Deployment", "taplive-flower")),
      ("release", "migrate", ("Job", "taplive-migrate"))],
@@ -198,6 +201,18 @@ def test_dockerfile_default_cmd_is_the_procfile_web_command() -> None:
     assert dockerfile_cmd_argv(cmd) == argv_of(procfile()["web"])
     # The shell form keeps the Procfile's defaults too.
     assert shell_defaults(json.loads(cmd)[-1]) == shell_defaults(procfile()["web"])
+
+
+def test_procfile_realtime_serves_the_configured_port_behind_a_proxy() -> None:
+    argv = argv_of(procfile()["realtime"])
+    assert argv[:2] == ["uvicorn", "realtime.asgi:app"]
+    assert argv[argv.index("--port") + 1] == "$REALTIME_PORT"
+    # The shell default is the setting's default: the server and its emitters agree on the port.
+    default = Settings.model_fields["realtime_port"].default
+    assert default == REALTIME_PORT
+    assert shell_defaults(procfile()["realtime"])["REALTIME_PORT"] == (":-", str(default))
+    assert "--proxy-headers" in argv
+    assert argv[argv.index("--timeout-graceful-shutdown") + 1] == "5"
 
 
 @pytest.mark.parametrize("source", ["compose", "k8s"])
@@ -259,7 +274,8 @@ def test_compose_schema_rejects_unknown_keys() -> None:
     assert not compose_validator().is_valid(broken)
 
 
-APP_SERVICES = {"migrate", "web", "beat", "flower", *(f"worker-{q}" for q in ALL_QUEUES)}
+APP_SERVICES = {"migrate", "web", "realtime", "beat", "flower",
+                *(f"worker-{q}" for q in ALL_QUEUES)}
 
 
 def test_compose_services() -> None:
@@ -287,6 +303,19 @@ def test_compose_app_services_wait_for_healthy_dependencies_and_migrations() -> 
         if name != "migrate":
             assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert services["flower"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_compose_realtime_is_published_restarted_and_health_checked() -> None:
+    realtime = compose()["services"]["realtime"]
+    assert realtime["restart"] == "unless-stopped"
+    assert realtime["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert realtime["ports"] == ["${REALTIME_PORT:-8001}:${REALTIME_PORT:-8001}"]
+    # The image's HEALTHCHECK asks the API's PORT: this service must bring its own.
+    assert realtime["environment"]["REALTIME_PORT"] == "${REALTIME_PORT:-8001}"
+    test = realtime["healthcheck"]["test"]
+    assert test[0] == "CMD" and "disable" not in realtime["healthcheck"]
+    command = " ".join(test[1:])
+    assert "/health'" in command and "os.environ.get('REALTIME_PORT', '8001')" in command
 
 
 def test_compose_environment_is_production_with_secrets_required() -> None:
@@ -337,6 +366,26 @@ def test_k8s_api_deployment_follows_the_spec() -> None:
         assert http_get["path"] == path
         assert ports.get(http_get["port"], http_get["port"]) == API_PORT
     assert config_map()["PORT"] == str(API_PORT)  # what gunicorn binds: $(PORT)
+
+
+def test_k8s_realtime_is_probed_sized_sticky_and_autoscaled() -> None:
+    realtime = workload("Deployment", "taplive-realtime")
+    (container,) = pod_containers(realtime)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        http_get = container[probe]["httpGet"]
+        assert http_get["path"] == "/health"
+        assert ports.get(http_get["port"], http_get["port"]) == REALTIME_PORT
+    assert config_map()["REALTIME_PORT"] == str(REALTIME_PORT)  # what uvicorn binds
+    resources = container["resources"]
+    assert set(resources["requests"]) == set(resources["limits"]) == {"memory", "cpu"}
+    # Long-polling sessions live in one pod: the Service keeps a client on the pod it chose.
+    service = workload("Service", "taplive-realtime")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert [p["port"] for p in service["spec"]["ports"]] == [REALTIME_PORT]
+    (hpa,) = [h for h in k8s("HorizontalPodAutoscaler")
+              if h["spec"]["scaleTargetRef"]["name"] == "taplive-realtime"]
+    assert 1 < hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
 
 
 def test_k8s_beat_is_a_single_replica_recreated() -> None:
@@ -498,7 +547,8 @@ def test_nginx_upstream_is_least_conn_with_passive_health_checks() -> None:
     directives = nginx_directives()
     names = [d["directive"] for d in directives]
     assert "health_check" not in names  # NGINX Plus only
-    (upstream,) = [d for d in directives if d["directive"] == "upstream"]
+    (upstream,) = [d for d in directives
+                   if d["directive"] == "upstream" and d["args"] == ["taplive_backend"]]
     inner = upstream["block"]
     assert inner[0]["directive"] == "least_conn"
     servers = [d["args"] for d in inner if d["directive"] == "server"]
@@ -514,7 +564,8 @@ def test_nginx_proxies_request_ids_and_limits_bodies() -> None:
     headers = {d["args"][0]: d["args"][1] for d in directives
                if d["directive"] == "proxy_set_header"}
     assert {"Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"} <= set(headers)
-    (request_id_map,) = [d for d in directives if d["directive"] == "map"]
+    (request_id_map,) = [d for d in directives
+                         if d["directive"] == "map" and d["args"][0] == "$http_x_request_id"]
     assert request_id_map["args"] == ["$http_x_request_id", headers["X-Request-ID"]]
     # A map's entries parse as "directives": the key is the name, the value the argument.
     entries = {d["directive"]: d["args"][0] for d in request_id_map["block"]}
@@ -529,6 +580,58 @@ def test_nginx_proxies_request_ids_and_limits_bodies() -> None:
     for timeout in ("proxy_connect_timeout", "proxy_send_timeout", "proxy_read_timeout"):
         assert timeout in {d["directive"] for d in directives}
     assert any(d["directive"] == "listen" and "ssl" in d["args"] for d in directives)
+
+
+def nginx_block(directive: str, args: list[str]) -> list[dict[str, Any]]:
+    (found,) = [d for d in nginx_directives() if d["directive"] == directive and d["args"] == args]
+    return list(found["block"])
+
+
+def directive_args(block: list[dict[str, Any]], name: str) -> list[list[str]]:
+    return [d["args"] for d in block if d["directive"] == name]
+
+
+def nginx_seconds(value: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_nginx_routes_socketio_to_the_sticky_realtime_upstream() -> None:
+    location = nginx_block("location", ["/socket.io/"])
+    assert directive_args(location, "proxy_pass") == [["http://taplive_realtime"]]
+    upstream = nginx_block("upstream", ["taplive_realtime"])
+    # Sticky: a long-polling session's requests must reach the process that holds it.
+    assert upstream[0]["directive"] == "ip_hash"
+    servers = directive_args(upstream, "server")
+    assert len(servers) >= 2
+    assert all(args[0].endswith(f":{REALTIME_PORT}") for args in servers)
+
+
+def test_nginx_upgrades_socketio_to_websocket_with_long_timeouts() -> None:
+    location = nginx_block("location", ["/socket.io/"])
+    assert directive_args(location, "proxy_http_version") == [["1.1"]]
+    headers = {args[0]: args[1] for args in directive_args(location, "proxy_set_header")}
+    assert headers["Upgrade"] == "$http_upgrade"
+    # Connection is "upgrade" exactly when the client sent an Upgrade header.
+    (connection_map,) = [d for d in nginx_directives() if d["directive"] == "map"
+                         and d["args"] == ["$http_upgrade", headers["Connection"]]]
+    entries = {d["directive"]: d["args"][0] for d in connection_map["block"]}
+    assert entries == {"default": "upgrade", "": ""}
+    # proxy_set_header in a location drops every inherited one: the forwarding headers the API
+    # gets must be repeated here.
+    server_headers = {args[0]: args[1]
+                      for args in directive_args(_https_server(), "proxy_set_header")}
+    for name in ("Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"):
+        assert headers[name] == server_headers[name], name
+    # Far beyond Socket.IO's 25 s ping interval: nginx never cuts a live socket.
+    (read_timeout,) = directive_args(location, "proxy_read_timeout")
+    assert nginx_seconds(read_timeout[0]) >= 600
+
+
+def _https_server() -> list[dict[str, Any]]:
+    (server,) = [d for d in nginx_directives() if d["directive"] == "server" and any(
+        inner["directive"] == "listen" and "ssl" in inner["args"] for inner in d.get("block", []))]
+    return list(server["block"])
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None or shutil.which("openssl") is None,

@@ -155,9 +155,9 @@ def test_the_offer_is_notified_once_however_often_its_follow_up_runs(
     direct send and a drain may both deliver it (tasks/events.py, the fast path)."""
     order, providers, (first, second, _third) = setup
     dispatch.start(db_session, order, NOW, TTL)
-    assert notifications.notify_offer(db_session, first.id, NOW) is True
-    assert notifications.notify_offer(db_session, first.id, NOW) is False
-    assert notifications.notify_offer(db_session, second.id, NOW) is False  # not offered
+    assert len(notifications.notify_offer(db_session, first.id, NOW)) == 1
+    assert notifications.notify_offer(db_session, first.id, NOW) == []
+    assert notifications.notify_offer(db_session, second.id, NOW) == []  # not offered
     records = db_session.scalars(select(Notification).where(
         Notification.order_id == order.id)).all()
     assert [(r.recipient_id, r.kind) for r in records] == [

@@ -146,18 +146,19 @@ def test_notifications_are_recorded_once_per_invited_provider(
         go_online(registry, user, *north(100 + i))
     matching_service.match_order(db_session, order.id, index_of(registry), registry, now(),
                                  RULES)
-    assert set(notifications.notify_invited(db_session, order.id, now())) == {
-        p.id for p in providers}
+    written = notifications.notify_invited(db_session, order.id, now())
+    assert len(written) == 2
     assert notifications.notify_invited(db_session, order.id, now()) == []
     records = db_session.scalars(select(Notification)).all()
+    assert {r.id for r in records} == set(written)
     assert {r.recipient_id for r in records} == {p.id for p in providers}
-    assert all(r.kind == "order_invitation" and r.payload["event"] == "order:created"
+    assert all(r.kind == "order_invitation" and r.event == "order:created"
+               and r.payload["event"] == "order:created" and r.pushed_at is None
                for r in records)
+    # One fact per provider: the id a client de-duplicates on is the invitation's.
+    assert {r.event_id for r in records} == {f"order_invitation:{order.id}"}
     # The order as the provider would see it through the API, without personal data.
     assert all(r.payload["order"] == public_order_view(order) for r in records)
-    events = db_session.scalars(select(OutboxMessage).where(
-        OutboxMessage.topic == notifications.PROVIDER_ORDER_CREATED)).all()
-    assert {e.payload["recipientId"] for e in events} == {str(p.id) for p in providers}
     assert notifications.notify_invited(db_session, uuid.uuid4(), now()) == []
 
 

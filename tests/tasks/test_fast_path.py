@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from api import create_app
 from db.models import Notification, OrderMatch, OutboxMessage, User
+from domain.notifications import ORDER_INVITATION
 from tasks.events import DRAIN_TASK, FOLLOWED_KEY
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
@@ -86,6 +87,10 @@ def _rows(app: Flask, model: Any, **where: Any) -> list[Any]:
         return list(session.scalars(select(model).filter_by(**where)))
 
 
+def _invitations(app: Flask, order_id: str) -> list[Notification]:
+    return _rows(app, Notification, order_id=order_id, kind=ORDER_INVITATION)
+
+
 def _outbox(app: Flask, topic: str, aggregate_id: str) -> OutboxMessage:
     [row] = _rows(app, OutboxMessage, topic=topic, aggregate_id=aggregate_id)
     return row
@@ -118,8 +123,8 @@ def test_the_chain_reaches_the_notification_without_any_drain(
     _online(live_app, live_users["rival"], 300)
     order_id = _post_order(live_app, live_users["creator"], request_id="fast-path-1")
 
-    notes = _wait(lambda: len(_rows(live_app, Notification, order_id=order_id)) == 2
-                  and _rows(live_app, Notification, order_id=order_id))
+    notes = _wait(lambda: len(_invitations(live_app, order_id)) == 2
+                  and _invitations(live_app, order_id))
     assert notes, "the chain never produced the notifications"
     assert {n.recipient_id for n in notes} == {live_users["provider"].id,
                                                live_users["rival"].id}
@@ -188,7 +193,7 @@ def test_a_follow_up_lost_at_commit_is_delivered_by_the_drain(
     assert _rows(live_app, OrderMatch, order_id=order_id) == []
 
     live_worker.send_task(DRAIN_TASK)  # what beat's outbox sweep sends every 10 s
-    assert _wait(lambda: _rows(live_app, Notification, order_id=order_id)), \
+    assert _wait(lambda: _invitations(live_app, order_id)), \
         "the drain did not deliver the lost follow-up"
     assert [m.provider_id for m in _rows(live_app, OrderMatch, order_id=order_id)] == [
         live_users["provider"].id]
@@ -210,7 +215,7 @@ def test_follow_ups_that_arrive_twice_invite_and_notify_once(
     celery: Celery = live_app.extensions["celery"]
     with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING",
                       queues=[MATCHING, NOTIFICATIONS], shutdown_timeout=20):
-        assert _wait(lambda: len(_rows(live_app, Notification, order_id=order_id)) == 2)
+        assert _wait(lambda: len(_invitations(live_app, order_id)) == 2)
         assert _wait(lambda: _idle(MATCHING, NOTIFICATIONS))
         matched = _outbox(live_app, "order:matched", order_id)  # one: the second run was a no-op
         _broker().delete(FOLLOWED_KEY.format(matched.id))
@@ -219,6 +224,5 @@ def test_follow_ups_that_arrive_twice_invite_and_notify_once(
         time.sleep(0.2)
 
     assert len(_rows(live_app, OrderMatch, order_id=order_id)) == 2
-    assert len(_rows(live_app, Notification, order_id=order_id)) == 2
-    assert len(_rows(live_app, OutboxMessage, topic="notification:order:created",
-                     aggregate_id=order_id)) == 2
+    assert len(_invitations(live_app, order_id)) == 2
+    assert len(_rows(live_app, OutboxMessage, topic="order:matched", aggregate_id=order_id)) == 1

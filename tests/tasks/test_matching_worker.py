@@ -59,8 +59,9 @@ def test_api_call_to_stored_invitations_and_notifications(
     _online(live_app, live_users["provider"], 100)
     _online(live_app, live_users["rival"], 300)
     order_id = _post_order(live_app, live_users["creator"])
-    notes = _wait(lambda: len(_rows(live_app, Notification, order_id=order_id)) == 2 and
-                  _rows(live_app, Notification, order_id=order_id))
+    notes = _wait(lambda: len(_rows(live_app, Notification, order_id=order_id,
+                                    kind="order_invitation")) == 2 and
+                  _rows(live_app, Notification, order_id=order_id, kind="order_invitation"))
     assert notes, "the chain never produced the notifications"
     matches = sorted(_rows(live_app, OrderMatch, order_id=order_id), key=lambda m: m.rank)
     assert [(m.provider_id, m.rank, m.source) for m in matches] == [
@@ -68,9 +69,13 @@ def test_api_call_to_stored_invitations_and_notifications(
                                                           "order_created")]
     assert {n.recipient_id for n in notes} == {live_users["provider"].id, live_users["rival"].id}
     assert all(n.payload["event"] == "order:created" for n in notes)
-    events = _rows(live_app, OutboxMessage, topic="notification:order:created")
-    assert {e.payload["recipientId"] for e in events} == {str(live_users["provider"].id),
-                                                          str(live_users["rival"].id)}
+    # Pushed right after the notify task's commit (to the providers' sockets).
+    assert _wait(lambda: all(n.pushed_at for n in _rows(live_app, Notification,
+                                                         order_id=order_id)))
+    # The creator was told too: the order exists, and it was matched.
+    assert _wait(lambda: {n.event for n in _rows(live_app, Notification, order_id=order_id,
+                                                 recipient_id=live_users["creator"].id)}
+                 == {"order:created", "order:matched"})
     # Every outbox row was published by the relay, the chain's follow-ups included.
     assert _wait(lambda: all(r.published_at for r in _rows(live_app, OutboxMessage)))
 
@@ -111,14 +116,15 @@ def test_the_batch_rematch_is_idempotent(live_app: Flask, live_users: dict[str, 
     assigned = {a.order_id: a.provider_id for a in _rows(live_app, OrderAssignment)}
     assert {str(k): v for k, v in assigned.items()} == {
         first: live_users["provider"].id, second: live_users["rival"].id}
-    assert _wait(lambda: len(_rows(live_app, Notification)) == 2)
+    assert _wait(lambda: len(_rows(live_app, Notification, kind="order_invitation")) == 2)
     outbox = len(_rows(live_app, OutboxMessage))
 
     again = run()
     assert (again["unchanged"], again["changed"], again["new"], again["dropped"]) == (2, 0, 0, 0)
     assert again["invitations"] == 0
     assert {a.order_id: a.provider_id for a in _rows(live_app, OrderAssignment)} == assigned
-    assert len(_rows(live_app, OrderMatch)) == 2 and len(_rows(live_app, Notification)) == 2
+    assert len(_rows(live_app, OrderMatch)) == 2
+    assert len(_rows(live_app, Notification, kind="order_invitation")) == 2
     assert len(_rows(live_app, OutboxMessage)) == outbox
 
 

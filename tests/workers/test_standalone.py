@@ -1,15 +1,21 @@
-"""`make run`'s engine: standalone mode starts API, worker and beat on embedded SQLite + Redis.
+"""`make run`'s engine: standalone mode starts API, real-time server, worker and beat on embedded
+SQLite + Redis.
 
 Runs the real launcher as a subprocess with --check: it must serve /health and /ready, and beat
-must schedule a task that a worker runs, before it exits 0 and stops everything.
+must schedule a task that a worker runs, before it exits 0 and stops everything. Then runs it as a
+user does, until Ctrl-C, and talks to the real-time server it printed.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,12 +27,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_standalone_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+def _launcher_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'standalone.sqlite3'}"
     env["ADMIN_PASSWORD"] = "a-test-admin-password"
+    return env
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_standalone_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
+    env = _launcher_env(tmp_path)
     taplive = Path(sys.executable).with_name("taplive")
     proc = subprocess.run(
         [str(taplive), "standalone", "--check", "--port", str(_free_port())],
@@ -36,5 +52,49 @@ def test_standalone_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     assert "admin login: admin@taplive.local / a-test-admin-password" in out
     assert "check: ready=True worker+beat heartbeat=True" in out
+    assert "[taplive] Realtime   ws://127.0.0.1:" in out
     assert "[taplive] stopped" in out
     assert (tmp_path / "standalone.sqlite3").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_standalone_serves_realtime_on_the_next_free_port_until_ctrl_c(tmp_path: Path) -> None:
+    env = _launcher_env(tmp_path)
+    taplive = Path(sys.executable).with_name("taplive")
+    # Something else already listens on REALTIME_PORT: the launcher must move past it.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = int(squatter.getsockname()[1])
+        env["REALTIME_PORT"] = str(taken)
+        proc = subprocess.Popen(
+            [str(taplive), "standalone", "--port", str(_free_port())],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if "running; press Ctrl-C" in line or "[taplive] stopped" in line:
+                    break
+            out = "".join(lines)
+            found = re.search(r"\[taplive\] Realtime   ws://127\.0\.0\.1:(\d+)/socket\.io/", out)
+            assert found, out[-4000:]
+            port = int(found[1])
+            assert port > taken
+            status, body = _get(f"http://127.0.0.1:{port}/health")
+            assert status == 200 and json.loads(body) == {"status": "ok"}
+            # It is a Socket.IO server: the Engine.IO handshake ("0" + open packet) answers.
+            status, body = _get(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
+            assert status == 200 and body.startswith("0")
+            assert json.loads(body[1:])["sid"]
+        finally:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            rest, _ = proc.communicate(timeout=60)
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out[-4000:]
+    assert "[taplive] stopped" in out
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{port}/health")

@@ -1,0 +1,1 @@
+"""The real-time server process (docs/realtime.md): Socket.IO on uvicorn."""
