@@ -45,6 +45,9 @@ class Notifier(Protocol):
                   ) -> None:
         """Several ``(event, data, room, offset)`` pushes."""
 
+    def close_room(self, room: str) -> None:
+        """Take every socket out of ``room`` (on every server process)."""
+
 
 class SocketIONotifier:
     """Emits through python-socketio's write-only ``RedisManager``: a PUBLISH on the shared
@@ -64,3 +67,6 @@ class SocketIONotifier:
                   ) -> None:
         for event, data, room, offset in messages:
             self.emit(event, data, room=room, offset=offset)
+
+    def close_room(self, room: str) -> None:
+        self._manager.close_room(room, namespace="/")

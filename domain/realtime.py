@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.notifier import Notifier, invited_room, user_room
+from core.notifier import Notifier, invited_room, order_room, user_room
 from db.models import Order, OrderMatch
 from domain.dispatch import MatchStatus
 from domain.notifications import Delivery
@@ -38,6 +38,11 @@ ORDER_EVENTS = frozenset({
 #: Of those, what an invited provider needs to know about the invitation they hold.
 INVITATION_EVENTS = frozenset({
     "order:updated", "order:accepted", "order:cancelled", "order:expired", "order:deleted",
+})
+#: After these an order has no tracked provider any more: its rooms are closed, so nobody who
+#: joined before keeps receiving what is sent there (a live position above all).
+ROOM_CLOSING = frozenset({
+    "order:completed", "order:cancelled", "order:expired", "order:deleted", "order:resolved",
 })
 #: Events whose rows are written by their own tasks (``domain.notifications``), not here.
 SELF_NOTIFYING = frozenset({"dispatch:offered", "notification:order:created"})
@@ -70,6 +75,7 @@ class OutboxEvent:
 class Routes:
     deliveries: list[Delivery] = field(default_factory=list)
     live: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # event, data, room
+    closed_rooms: list[str] = field(default_factory=list)
 
 
 def route(session: Session, event: OutboxEvent) -> Routes:
@@ -98,6 +104,11 @@ def route(session: Session, event: OutboxEvent) -> Routes:
         tell(payload.get("providerId"))
         if topic in INVITATION_EVENTS and order_id is not None:
             routes.live.append((topic, event.wire(), invited_room(order_id)))
+        if topic in ROOM_CLOSING and order_id is not None:
+            routes.closed_rooms += [order_room(order_id), invited_room(order_id)]
+        elif topic == "order:accepted" and order_id is not None:
+            # Taken: the invitation room has said so (above) and has nothing more to hear.
+            routes.closed_rooms.append(invited_room(order_id))
         return routes
     if topic.startswith("payment:"):
         tell(payload.get("creatorId"))

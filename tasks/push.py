@@ -34,6 +34,7 @@ class PendingPush:
     events: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
     live: list[tuple[str, dict[str, Any], str, str | None]] = field(default_factory=list)
     ids: list[uuid.UUID] = field(default_factory=list)
+    closed_rooms: list[str] = field(default_factory=list)
 
     def add_rows(self, rows: Iterable[Notification]) -> PendingPush:
         for row in rows:
@@ -53,6 +54,7 @@ def notify(session: Session, rows: Sequence[OutboxMessage]) -> PendingPush:
                                             current_payload(row.payload), row.created_at))
         deliveries.extend(routes.deliveries)
         pending.live.extend((event, data, room, None) for event, data, room in routes.live)
+        pending.closed_rooms.extend(routes.closed_rooms)
     return pending.add_rows(written(session, notifications.record(session, deliveries, now)))
 
 
@@ -63,12 +65,14 @@ def written(session: Session, ids: Sequence[uuid.UUID]) -> list[Notification]:
 def push_after_commit(svc: Services, pending: PendingPush) -> None:
     """Push what a committed transaction wrote, then mark it pushed. Never raises for Redis
     or the database: what is not marked is pushed again by the sweep."""
-    if not pending.events and not pending.live:
+    if not pending.events and not pending.live and not pending.closed_rooms:
         return
     try:
         svc.pusher.push(pending.events)
         if pending.live:
             svc.notifier.emit_many(pending.live)
+        for room in dict.fromkeys(pending.closed_rooms):  # after the last emit to it
+            svc.notifier.close_room(room)
     except redis.RedisError:
         log.warning("push failed; the sweep will retry", exc_info=True,
                     extra={"notifications": len(pending.ids)})

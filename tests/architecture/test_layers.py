@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("api", "core", "db", "domain", "matching", "services", "tasks", "workers",
-            "beat_schedule")
+            "beat_schedule", "realtime")
 MODULES = ("celery_app",)
 
 
@@ -28,6 +28,7 @@ def _loaded_after(statement: str) -> set[str]:
 @pytest.mark.parametrize("statement", [
     "import tasks, workers, domain, db",
     "import celery_app",  # what `celery -A celery_app worker` and beat load
+    "import realtime.server",  # the Socket.IO process: the root, not the web app
 ])
 def test_workers_load_nothing_of_the_web_layer(statement: str) -> None:
     loaded = _loaded_after(statement)

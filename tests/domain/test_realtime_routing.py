@@ -55,6 +55,18 @@ def test_invitation_related_changes_also_go_live_to_the_invitation_room(
         assert route(db_session, _event(topic, payload)).live == []
 
 
+def test_rooms_close_when_the_order_has_no_tracked_provider_any_more(
+        db_session: Session) -> None:
+    order_id = str(uuid.uuid4())
+    payload = {"orderId": order_id, "creatorId": str(uuid.uuid4()), "providerId": None}
+    for topic in ("order:completed", "order:cancelled", "order:expired", "order:resolved"):
+        assert route(db_session, _event(topic, payload)).closed_rooms == [
+            f"order:{order_id}", invited_room(order_id)]
+    assert route(db_session, _event("order:accepted", payload)).closed_rooms == [
+        invited_room(order_id)]
+    assert route(db_session, _event("order:started", payload)).closed_rooms == []
+
+
 def test_payments_tell_the_payer_and_the_payee_only_about_their_money(
         db_session: Session) -> None:
     creator, provider = str(uuid.uuid4()), str(uuid.uuid4())
@@ -135,6 +147,9 @@ class _Captured:
 
     def emit_many(self, messages: Any) -> None:
         self.sent.extend(messages)
+
+    def close_room(self, room: str) -> None:
+        self.sent.append(("close", {}, room, None))
 
 
 def test_the_replay_log_returns_exactly_what_came_after_an_offset(

@@ -244,6 +244,27 @@ def test_a_providers_position_over_the_socket_reaches_the_order_room(
     assert outsider.named("location:updated") == []
 
 
+def test_a_finished_orders_room_is_closed(
+        clients: Clients, live_app: Flask, live_users: dict[str, User],
+        live_worker: Celery) -> None:
+    order_id = _accepted_order(live_app, live_users["creator"], live_users["provider"])
+    creator = clients().connect(access_token(live_users["creator"], live_app))
+    assert creator.call("join", {"orderId": order_id})["ok"] is True
+    notifier = live_app.extensions["taplive"].notifier
+    notifier.emit("probe", {"n": 1}, room=f"order:{order_id}")
+    creator.wait_for("probe")
+    api(live_app, "POST", f"/orders/{order_id}/cancel", live_users["creator"],
+        {"reason": "changed my mind"})
+    creator.wait_for("order:cancelled", lambda a: a[0]["orderId"] == order_id)
+    time.sleep(0.3)
+    notifier.emit("probe", {"n": 2}, room=f"order:{order_id}")
+    time.sleep(0.5)
+    assert [a[0]["n"] for a in creator.named("probe")] == [1]
+    # Its own room still works: the socket was only taken out of the order's.
+    notifier.emit("probe", {"n": 3}, room=f"user:{live_users['creator'].id}")
+    creator.wait_for("probe", lambda a: a[0]["n"] == 3)
+
+
 @pytest.mark.parametrize("body, field", [
     ({"latitude": 91, "longitude": 0}, "latitude"),
     ({"latitude": 0}, "longitude"),

@@ -85,7 +85,7 @@ def test_standalone_serves_realtime_on_the_next_free_port_until_ctrl_c(tmp_path:
             port = int(found[1])
             assert port > taken
             status, body = _get(f"http://127.0.0.1:{port}/health")
-            assert status == 200 and json.loads(body) == {"status": "ok"}
+            assert status == 200 and json.loads(body)["data"]["status"] == "ok"
             # It is a Socket.IO server: the Engine.IO handshake ("0" + open packet) answers.
             status, body = _get(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
             assert status == 200 and body.startswith("0")
