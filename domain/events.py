@@ -115,6 +115,18 @@ def note_outbox_written(session: Session, row: OutboxMessage | int,
     mark_outbox_pending(session)
 
 
+#: ``note_for_commit`` topic: outbox topics whose follow-ups the committing transaction did
+#: itself (``follow_ups_done_here``).
+FOLLOW_UPS_DONE = "follow_ups_done"
+
+
+def follow_ups_done_here(session: Session, topic: str) -> None:
+    """This transaction already did what the follow-ups of its ``topic`` rows would do (e.g.
+    matching wrote the invitations' notifications with the invitations): the commit hook marks
+    those rows followed without sending anything, and the relay skips them too."""
+    note_for_commit(session, FOLLOW_UPS_DONE, topic)
+
+
 #: ``note_for_commit`` topic: (order id, creator id, provider id) of every committed change to
 #: an order as the API shows it (``domain/order_cache.py`` invalidates its cached reads with it);
 #: ("*",) for a change too wide to list (erasure's scrub).

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from db.models import OutboxMessage
 from db.session import committed_notes
-from domain.events import OUTBOX_WRITTEN, WrittenOutbox, current_payload
+from domain.events import FOLLOW_UPS_DONE, OUTBOX_WRITTEN, WrittenOutbox, current_payload
 from tasks.base import ServicesTask
 from tasks.push import notify, push_after_commit
 
@@ -121,8 +121,8 @@ def followed_directly(client: redis.Redis, rows: Sequence[OutboxMessage]) -> set
     return {row_id for row_id, mark in zip(ids, marks, strict=True) if mark}
 
 
-def send_follow_ups(celery: Celery, client: redis.Redis,
-                    written: Iterable[WrittenOutbox]) -> list[int]:
+def send_follow_ups(celery: Celery, client: redis.Redis, written: Iterable[WrittenOutbox],
+                    done: frozenset[str] = frozenset()) -> list[int]:
     """The fast path: send the follow-up tasks of outbox rows just committed, now, rather than
     one drain later, then mark the rows so the drain does not send them again. Returns the ids
     marked.
@@ -132,14 +132,15 @@ def send_follow_ups(celery: Celery, client: redis.Redis,
     before it; the rest stay unmarked for the drain. A mark that is lost, or lands after a
     drain read its row, costs a duplicate, which every follow-up absorbs (docs/matching.md,
     "Tasks"). Marks are written only after the sends: a marked row's follow-ups are on the
-    broker."""
+    broker. Rows of a topic in ``done`` (``domain.events.follow_ups_done_here``) are marked
+    without sending: their transaction did the work."""
     sent: list[int] = []
     try:
         for note in written:
             row_id, task_names = note.id, FOLLOW_UPS.get(note.topic, ())
             if row_id is None or not task_names:
                 continue
-            for task_name in task_names:
+            for task_name in task_names if note.topic not in done else ():
                 celery.send_task(task_name, args=[note.aggregate_id], ignore_result=True,
                                  headers={"taplive_request_id": note.request_id}, retry=False)
             sent.append(row_id)
@@ -176,7 +177,8 @@ def kick_after_commit(celery: Celery, client: redis.Redis, session: Session) -> 
         return
     # Raises if the broker refused a follow-up: it would refuse the kick too, and each refusal
     # costs the request the broker's connection timeout. The beat sweep drains these rows.
-    send_follow_ups(celery, client, committed_notes(session, OUTBOX_WRITTEN))
+    send_follow_ups(celery, client, committed_notes(session, OUTBOX_WRITTEN),
+                    frozenset(committed_notes(session, FOLLOW_UPS_DONE)))
     try:
         if not client.set(KICK_KEY, "1", nx=True, px=KICK_TTL_MS):
             return

@@ -21,7 +21,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from db.queries import matching as match_queries
 from domain import dispatch, matching_service, notifications
-from domain.matching_service import MatchingRules
+from domain.events import follow_ups_done_here
+from domain.matching_service import ORDER_MATCHED, MatchingRules
 from tasks.base import ServicesTask
 from tasks.push import PendingPush, push_after_commit, written
 
@@ -66,10 +67,11 @@ def match_order(self: ServicesTask, order_id: str) -> int:
             session, oid, index, svc.presence, now, MatchingRules.from_settings(svc.settings))
         if result and result.invited:
             # The invitations' notifications in the same commit, pushed right after it: the
-            # common path to the provider's socket is one task, not two (issue 12). The
-            # ``order:matched`` follow-up still runs ``notify_invited``, which then finds
-            # them written (the outbox stays the guarantee).
+            # common path to the provider's socket is one task, not two (issue 12). So the
+            # ``order:matched`` follow-up (``notify_invited``) has nothing left to do: it is
+            # not sent. A push lost to a crash is the push sweep's.
             pending.add_rows(written(session, notifications.notify_invited(session, oid, now)))
+            follow_ups_done_here(session, ORDER_MATCHED)
     push_after_commit(svc, pending)
     invited = len(result.invited) if result else 0
     log.info("order matched", extra={"order_id": order_id, "invited": invited,

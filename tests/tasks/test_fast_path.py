@@ -226,3 +226,24 @@ def test_follow_ups_that_arrive_twice_invite_and_notify_once(
     assert len(_rows(live_app, OrderMatch, order_id=order_id)) == 2
     assert len(_invitations(live_app, order_id)) == 2
     assert len(_rows(live_app, OutboxMessage, topic="order:matched", aggregate_id=order_id)) == 1
+
+
+def test_matching_notifies_in_its_own_commit_and_sends_no_notify_task(
+        live_app: Flask, live_users: dict[str, User]) -> None:
+    """No worker: matching runs here. Its commit holds the invitations' notifications (pushed
+    right after), so the ``order:matched`` row is marked followed with nothing sent."""
+    _broker().flushdb()
+    _online(live_app, live_users["provider"], 100)
+    order_id = _post_order(live_app, live_users["creator"])
+    with live_app.app_context():
+        invited = live_app.extensions["celery"].tasks["matching.match_order"].apply(
+            args=[order_id]).get()
+    assert invited == 1
+    [note] = _invitations(live_app, order_id)
+    assert note.pushed_at is not None
+    matched = _outbox(live_app, "order:matched", order_id)
+    assert _broker().get(FOLLOWED_KEY.format(matched.id)) == b"1"
+    assert _queued(NOTIFICATIONS, "notifications.notify_invited", order_id) == 0
+    # A drain publishes the row and sends nothing for it either.
+    _drain(live_app)
+    assert _queued(NOTIFICATIONS, "notifications.notify_invited", order_id) == 0
