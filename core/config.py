@@ -145,6 +145,46 @@ class Settings(BaseSettings):
     # whose lifecycle suites accept without one (the payments suites turn it on).
     payment_method_required: bool | None = None
 
+    # Live streams (docs/streaming.md): nginx-rtmp's ports, the public URLs clients get, the
+    # callback secret and allow-list, and the rules that make the stream the evidence.
+    stream_rtmp_port: int = Field(default=1935, ge=1, le=65535)
+    stream_http_port: int = Field(default=8088, ge=1, le=65535)
+    # Public bases. None: derived from the ports on 127.0.0.1 (standalone, tests).
+    stream_rtmp_url: str | None = None  # e.g. rtmp://ingest.example.com:1935/live
+    stream_hls_url: str | None = None  # e.g. https://video.example.com/hls
+    # Where the workers read nginx-rtmp's statistics (loopback or the private network).
+    stream_stat_url: str | None = None
+    # The secret in nginx's callback URLs. None: derived from SECRET_KEY (one less setting to
+    # forget; rotate SECRET_KEY, rotate this).
+    stream_callback_secret: str | None = None
+    # Peers allowed to call the callbacks (CIDRs, comma-separated).
+    stream_callback_allow: str = "127.0.0.1/32,::1/128"
+    # A stream must have run this long before the order may complete; a dropped publisher
+    # may resume within the grace, after which the order completes by itself.
+    stream_min_seconds: int = Field(default=60, ge=0, le=86_400)
+    stream_grace_s: int = Field(default=120, ge=1, le=3600)
+
+    @property
+    def stream_rtmp_base(self) -> str:
+        return self.stream_rtmp_url or f"rtmp://127.0.0.1:{self.stream_rtmp_port}/live"
+
+    @property
+    def stream_hls_base(self) -> str:
+        return self.stream_hls_url or f"http://127.0.0.1:{self.stream_http_port}/hls"
+
+    @property
+    def stream_callback_key(self) -> str:
+        if self.stream_callback_secret:
+            return self.stream_callback_secret
+        import hashlib
+        import hmac
+
+        return hmac.new(self.secret_key.encode(), b"stream-callback", hashlib.sha256).hexdigest()
+
+    @property
+    def stream_stat_endpoint(self) -> str:
+        return self.stream_stat_url or f"http://127.0.0.1:{self.stream_http_port}/stat"
+
     @field_validator(
         "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",
         "rate_limit_login_ip", "rate_limit_login_account", "rate_limit_register_ip",
