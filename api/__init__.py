@@ -33,6 +33,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         orders,
         payments,
         providers,
+        streams,
         users,
         webhooks,
     )
@@ -52,6 +53,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         (webhooks.blp, "/api/v1/webhooks"),
         (analytics.blp, "/api/v1"),
         (notifications.blp, "/api/v1/notifications"),
+        (streams.blp, "/api/v1"),
     ]
 
 
@@ -85,6 +87,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     api = Api(app)
     for blueprint, prefix in _blueprints():
         api.register_blueprint(blueprint, url_prefix=prefix)
+    from api.blueprints.streams import callbacks
+
+    app.register_blueprint(callbacks, url_prefix="/internal/rtmp")
     register_error_handlers(app)
     register_request_hooks(app)
     init_auth(app, api, settings)

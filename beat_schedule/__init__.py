@@ -22,6 +22,12 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    # A publisher that dropped and did not resume within STREAM_GRACE_S: the order completes.
+    "streams-finish-idle": {
+        "task": "streams.finish_idle",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
     "maintenance-purge-idempotency-keys": {
         "task": "maintenance.purge_idempotency_keys",
         "schedule": 3600.0,

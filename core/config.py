@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # A stream must have run this long before the order may complete; a dropped publisher
     # may resume within the grace, after which the order completes by itself.
     stream_min_seconds: int = Field(default=60, ge=0, le=86_400)
+    # Completion (and so capture) needs that stream. None: on, except under APP_ENV=test, whose
+    # lifecycle suites complete without streaming (the stream suites turn it on).
+    stream_proof_required: bool | None = None
     stream_grace_s: int = Field(default=120, ge=1, le=3600)
 
     @property
@@ -237,6 +240,12 @@ class Settings(BaseSettings):
     def payment_method_required_at_accept(self) -> bool:
         if self.payment_method_required is not None:
             return self.payment_method_required
+        return self.app_env is not AppEnv.TEST
+
+    @property
+    def stream_proof_required_to_complete(self) -> bool:
+        if self.stream_proof_required is not None:
+            return self.stream_proof_required
         return self.app_env is not AppEnv.TEST
 
     @property

@@ -19,10 +19,11 @@ from core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from core.geo import great_circle_m
 from db.models import Order, OrderApplication, User
 from db.queries import orders as order_queries
-from domain import applications
+from domain import applications, stream_sessions
 from domain.events import record_order_event
 from domain.order_states import Action, Actor, check_transition
 from domain.orders import OrderRules, actor_for
+from domain.stream_sessions import StreamRules
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,11 @@ def accept(session: Session, order_id: uuid.UUID, application_id: uuid.UUID,
     order.provider_id = application.provider_id
     order.accepted_at = now
     order.agreed_amount_minor = application.proposed_amount_minor or order.base_amount_minor
-    return _transition(session, order, Action.ACCEPT, actor, creator.id if creator else None,
-                       data={"applicationId": str(application.id)})
+    _transition(session, order, Action.ACCEPT, actor, creator.id if creator else None,
+                data={"applicationId": str(application.id)})
+    # The provider's stream key and the creator's playback address (docs/streaming.md).
+    stream_sessions.open_session(session, order, now)
+    return order
 
 
 def start(session: Session, order_id: uuid.UUID, provider: User,
@@ -106,9 +110,17 @@ def start(session: Session, order_id: uuid.UUID, provider: User,
 
 
 def complete(session: Session, order_id: uuid.UUID, provider: User | None,
-             now: datetime) -> Order:
+             now: datetime, *, streams: StreamRules) -> Order:
+    """Finish the order: only once its stream ran for the minimum (the proof of stream,
+    ``stream_sessions.ran``), which also ends the stream session."""
     order, actor = _load_for(session, order_id, provider)
     check_transition(Action.COMPLETE, order.status, actor)
+    if streams.proof_required and not stream_sessions.ran(session, order.id, streams, now):
+        raise Conflict(
+            f"The stream has not run for {streams.min_seconds} seconds yet: publish it "
+            "first (GET /orders/{id}/stream has the ingest URL and key).",
+            code="STREAM_NOT_RUN", details={"minSeconds": streams.min_seconds})
+    stream_sessions.end(session, order.id, now)
     order.completed_at = now
     return _transition(session, order, Action.COMPLETE, actor, provider.id if provider else None)
 
@@ -119,6 +131,7 @@ def cancel(session: Session, order_id: uuid.UUID, user: User, reason: str,
     check_transition(Action.CANCEL, order.status, actor)
     order.cancelled_at = now
     order.cancellation_reason = reason
+    stream_sessions.revoke(session, order.id, now)
     return _transition(session, order, Action.CANCEL, actor, user.id, reason=reason)
 
 
@@ -165,5 +178,6 @@ def resolve(session: Session, order_id: uuid.UUID, admin: User, outcome: str, no
     if outcome == "refund":
         order.cancelled_at = now
         order.cancellation_reason = f"dispute refunded: {note}"
+        stream_sessions.revoke(session, order.id, now)
     return _transition(session, order, actions[outcome], actor, admin.id, reason=note,
                        data={"outcome": outcome})

@@ -115,7 +115,7 @@ def route(session: Session, event: OutboxEvent) -> Routes:
         if topic == "payment:completed" and payload.get("stage") in PROVIDER_PAYMENT_STAGES:
             tell(payload.get("providerId"))
         return routes
-    if topic.startswith("location:geofence_"):
+    if topic.startswith(("location:geofence_", "stream:")):
         tell(payload.get("creatorId"))
         tell(payload.get("providerId"))
         return routes

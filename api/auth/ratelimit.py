@@ -146,7 +146,9 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
     # Probes are polled by load balancers and must never be refused. The card processor
     # delivers webhooks in bursts from a few addresses: its signature, not the anonymous per-IP
     # budget, guards that endpoint (and a 429 would only delay money).
-    limiter.request_filter(lambda: request.blueprint in ("health", "webhooks"))
+    # nginx-rtmp's callbacks come from the ingest's few addresses and carry their secret.
+    limiter.request_filter(lambda: request.blueprint in ("health", "webhooks",
+                                                         "rtmp_callbacks"))
     _apply_guards(app, limiter, guards(settings))
     app.extensions[EXTENSION_KEY] = limiter
     return limiter

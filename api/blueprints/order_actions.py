@@ -22,6 +22,7 @@ from domain import order_actions
 from domain.payments import capture, holds
 from domain.permissions import Permission
 from domain.presence_store import LocationStore
+from domain.stream_sessions import StreamRules
 
 blp = Blueprint("order_actions", __name__,
                 description="Order lifecycle actions")
@@ -73,8 +74,9 @@ class Complete(MethodView):
     @blp.response(200, OrderEnvelopeSchema)
     def post(self, order_id: uuid.UUID) -> dict[str, Any]:
         """Finish the stream (assigned provider)."""
-        order = order_actions.complete(services().db.session(), order_id, current_user(),
-                                       _now())
+        order = order_actions.complete(
+            services().db.session(), order_id, current_user(), _now(),
+            streams=StreamRules.from_settings(services().settings))
         return {"order": order}
 
 

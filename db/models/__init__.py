@@ -29,6 +29,7 @@ from db.models.payments import (
     SavedPaymentMethod,
 )
 from db.models.presence import GeofenceState, LocationSample
+from db.models.streams import StreamSegment, StreamSession
 
 __all__ = [
     "DISPATCH_STATUSES", "LOCATION_POINT_SQL", "MATCH_SOURCES", "MATCH_STATUSES", "AuditEvent",
@@ -36,5 +37,6 @@ __all__ = [
     "LocationSample", "Notification", "OperatingArea", "Order", "OrderApplication",
     "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch", "OrderMessage",
     "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction", "PayoutAccount",
-    "ProcessedWebhookEvent", "ReconciliationRun", "SavedPaymentMethod", "TimestampMixin", "User",
+    "ProcessedWebhookEvent", "ReconciliationRun", "SavedPaymentMethod", "StreamSegment",
+    "StreamSession", "TimestampMixin", "User",
 ]
