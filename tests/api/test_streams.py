@@ -311,3 +311,59 @@ def test_the_domain_publish_is_safe_for_an_unknown_done(app: Flask) -> None:
         assert streams.publish_done(session, "sk_nope", "1", now, secret) is None
         rules = StreamRules.from_settings(app.extensions["taplive"].settings)
         assert streams.idle_sessions(session, rules, datetime.now(UTC)) == []
+
+
+# ------------------------------------------------------------------ standalone CLI fallback
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The app on a real loopback port, as `make run` serves it: the CLI calls it over HTTP."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
+
+
+def _cli(app: Flask, *args: str) -> Any:
+    from api.cli_streams import stream_cli
+
+    return app.test_cli_runner().invoke(stream_cli, list(args))
+
+
+def test_the_cli_drives_the_same_callbacks_without_nginx(
+        client: FlaskClient, app: Flask, people: dict[str, User], served: str) -> None:
+    order = accepted_order(client, people["creator"], people["provider"])
+    _here(client, people["provider"])
+    published = _cli(app, "publish", order["id"], "--api-url", served)
+    assert published.exit_code == 0, published.output
+    assert "stream live" in published.output
+    assert _order(app, order["id"]).status is OrderStatus.ACTIVE
+    assert _session(app, order["id"]).client_id.startswith("cli-")  # type: ignore[union-attr]
+    stopped = _cli(app, "stop", order["id"], "--api-url", served)
+    assert stopped.exit_code == 0, stopped.output
+    assert "stream interrupted" in stopped.output
+    again = _cli(app, "stop", order["id"], "--api-url", served)
+    assert again.exit_code != 0 and "nothing to stop" in again.output
+    resumed = _cli(app, "publish", order["id"], "--api-url", served)
+    assert resumed.exit_code == 0 and "1 disconnection" in resumed.output, resumed.output
+
+
+def test_the_cli_says_why_a_publish_is_refused(
+        client: FlaskClient, app: Flask, people: dict[str, User], served: str) -> None:
+    order = accepted_order(client, people["creator"], people["provider"])
+    far = _cli(app, "publish", order["id"], "--api-url", served)  # no known position
+    assert far.exit_code != 0 and "publish refused (403)" in far.output
+    assert _order(app, order["id"]).status is OrderStatus.ACCEPTED
+    assert call(client, "POST", f"/orders/{order['id']}/cancel", people["creator"],
+                {"reason": "changed my mind"}).status_code == 200
+    revoked = _cli(app, "publish", order["id"], "--api-url", served)
+    assert revoked.exit_code != 0 and "revoked" in revoked.output
+    missing = _cli(app, "publish", order["id"], "--api-url", "http://127.0.0.1:9")
+    assert missing.exit_code != 0 and "does not answer" in missing.output
+    nothing = _cli(app, "publish", "00000000-0000-0000-0000-000000000000")
+    assert nothing.exit_code != 0 and "has no stream" in nothing.output
