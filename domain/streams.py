@@ -182,4 +182,12 @@ def stream_for(session: Session, order_id: uuid.UUID, viewer: User, rules: Strea
     if stream is None:
         raise NotFound("This order has no stream yet: it gets one when it is accepted.",
                        code="STREAM_NOT_FOUND")
-    return view_for(stream, viewer.id, order.creator_id, rules, now)
+    view = view_for(stream, viewer.id, order.creator_id, rules, now)
+    # Each publishing period, so whoever judges a dispute sees when video actually flowed.
+    view["segments"] = [
+        {"startedAt": seg.started_at.isoformat(),
+         "endedAt": seg.ended_at.isoformat() if seg.ended_at else None,
+         "seconds": int(((seg.ended_at or now) - seg.started_at).total_seconds())}
+        for seg in session.scalars(select(StreamSegment).where(
+            StreamSegment.session_id == stream.id).order_by(StreamSegment.started_at))]
+    return view

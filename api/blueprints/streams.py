@@ -47,9 +47,18 @@ class StreamFactsSchema(Schema):
     ingest = fields.Nested(IngestSchema, allow_none=True)
 
 
+class SegmentSchema(Schema):
+    startedAt = fields.String(metadata={"format": "date-time"})
+    endedAt = fields.String(allow_none=True, metadata={"format": "date-time"})
+    seconds = fields.Integer()
+
+
 class StreamSchema(Schema):
     status = fields.String(metadata={"description": "ready, live, interrupted, ended, revoked"})
     facts = fields.Nested(StreamFactsSchema)
+    segments = fields.List(fields.Nested(SegmentSchema), metadata={
+        "description": "Each publishing period (a drop and resume makes two): the evidence "
+                       "an admin reads when resolving a dispute."})
     ingestUrl = fields.String(metadata={"description": "The provider's only: where to publish "
                                         "(RTMP), with streamKey as the stream name."})
     streamKey = fields.String(metadata={"description": "The provider's only; secret."})

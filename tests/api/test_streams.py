@@ -116,7 +116,7 @@ def test_each_participant_sees_what_is_theirs(client: FlaskClient, app: Flask,
     assert theirs["playbackUrl"].endswith(f"/{_session(app, order['id']).playback_id}.m3u8")
     assert mine["streamKey"] not in theirs["playbackUrl"]
     admin = _stream(client, order["id"], people["admin"])
-    assert set(admin) == {"status", "facts"}
+    assert set(admin) == {"status", "facts", "segments"}
     assert _stream(client, order["id"], people["other"], 404)["error"]["code"] == "NOT_FOUND"
     # The key is the same each time it is shown; it names the session, signed.
     assert _stream(client, order["id"], people["provider"])["streamKey"] == mine["streamKey"]
@@ -228,8 +228,12 @@ def test_drop_and_resume_within_the_grace_keeps_one_session(
         assert _callback(client, app, "on_publish", key, "2").status_code == 302
     with freeze_time(start + timedelta(seconds=70)):
         facts = _stream(client, order["id"], people["creator"])["facts"]
+        # The admin who would judge a dispute sees each publishing period.
+        periods = _stream(client, order["id"], people["admin"])["segments"]
     assert facts["status"] == "live" and facts["disconnections"] == 1
     assert facts["publishedSeconds"] == 40
+    assert [p["seconds"] for p in periods] == [20, 20]
+    assert periods[0]["endedAt"] is not None and periods[1]["endedAt"] is None
     with app.extensions["taplive"].db.transaction() as session:
         assert session.scalar(select(StreamSession.id).where(
             StreamSession.order_id == order["id"])) is not None
