@@ -183,7 +183,7 @@ def live_sessions(session: Session) -> list[uuid.UUID]:
 
 #: A publish younger than this may have committed after the /stat read the sampler holds, so
 #: its absence from that read proves nothing.
-SAMPLE_SETTLE = timedelta(seconds=5)
+SAMPLE_SETTLE = timedelta(seconds=2)
 
 
 def sample_ingest(session: Session, session_id: uuid.UUID, publishing: Mapping[str, StreamStat],
