@@ -6,6 +6,7 @@ records the ingest statistics, the end completes the order and the hold is captu
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Callable
 
 from flask import Flask
@@ -42,8 +43,8 @@ def test_a_published_stream_runs_the_order_and_its_end_completes_and_captures_it
         rtmp: rtmp_server.RtmpServer, streamed_order: StreamedOrder, publish: Publish,
         facts: Facts) -> None:
     order = streamed_order
-    assert facts.escrow(order.id) is not None
-    assert facts.escrow(order.id).state == "authorized"  # type: ignore[union-attr]
+    held = facts.escrow(order.id)
+    assert held is not None and held.state == "authorized"
     publisher = publish(order.key)
     wait_until(lambda: facts.order(order.id).status is OrderStatus.ACTIVE, 10,
                what="the publish to start the order")
@@ -55,6 +56,11 @@ def test_a_published_stream_runs_the_order_and_its_end_completes_and_captures_it
     fragment = hls_file(rtmp, _segments(playlist)[0])
     assert fragment is not None and fragment[0] == 0x47  # an MPEG-TS sync byte
     assert order.playback_url.endswith(f"/hls/{order.playback_id}.m3u8")
+    # Playable from the watch page's origin, and never a stale live playlist.
+    with urllib.request.urlopen(order.playback_url, timeout=2) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["Content-Type"] == "application/vnd.apple.mpegurl"
     # The sampler records what nginx-rtmp reports while the stream is live.
     outcome = run_task(stream_app, "streams.sample_stats")
     assert outcome["sampled"] >= 1 and outcome["closed"] == 0
