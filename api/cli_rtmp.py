@@ -17,16 +17,20 @@ from core.config import PROJECT_ROOT, load_settings
 
 
 @click.command("rtmp")
-@click.option("--prefix", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--prefix", type=click.Path(file_okay=False, path_type=Path), envvar="RTMP_PREFIX",
               default=PROJECT_ROOT / "var" / "nginx-rtmp", show_default=True,
-              help="nginx's own directory: rendered config, pid file, logs, temp files.")
+              help="nginx's own directory (writable): rendered config, pid file, temp files.")
+@click.option("--template", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              envvar="RTMP_TEMPLATE", default=rtmp_server.TEMPLATE, show_default=True,
+              help="The config template (deploy/nginx/rtmp.conf.template).")
 @click.option("--host", default="0.0.0.0", show_default=True,
               help="Address both listeners (RTMP and HTTP) bind to.")
 @click.option("--print-config", is_flag=True, help="Print the rendered config and exit.")
-def rtmp_command(prefix: Path, host: str, print_config: bool) -> None:
+def rtmp_command(prefix: Path, template: Path, host: str, print_config: bool) -> None:
     """Run nginx-rtmp (ingest, HLS, /stat) in the foreground, as a process of its own."""
     settings = load_settings()
-    config = rtmp_server.RtmpConfig.from_settings(settings, prefix.resolve(), listen_host=host)
+    config = rtmp_server.RtmpConfig.from_settings(settings, prefix.resolve(), listen_host=host,
+                                                  template=template)
     try:
         argv = rtmp_server.prepare(config)
     except rtmp_server.RtmpUnavailable as exc:

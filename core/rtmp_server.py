@@ -89,14 +89,16 @@ class RtmpConfig:
     hls_fragment_s: int = 1
     hls_playlist_s: int = 6
     log_level: str = "warn"
+    #: The checkout's template; an installed package (the Docker image) is told where it is.
+    template: Path = TEMPLATE
 
     @classmethod
-    def from_settings(cls, settings: Settings, prefix: Path,
-                      listen_host: str = "0.0.0.0") -> RtmpConfig:
+    def from_settings(cls, settings: Settings, prefix: Path, listen_host: str = "0.0.0.0",
+                      template: Path = TEMPLATE) -> RtmpConfig:
         return cls(rtmp_port=settings.stream_rtmp_port, http_port=settings.stream_http_port,
                    hls_dir=settings.stream_hls_path, callback_url=settings.stream_callback_base,
                    callback_secret=settings.stream_callback_key, prefix=prefix,
-                   listen_host=listen_host,
+                   listen_host=listen_host, template=template,
                    stat_allow=tuple(n.strip() for n in settings.stream_stat_allow.split(",")
                                     if n.strip()))
 
@@ -136,7 +138,7 @@ def render(config: RtmpConfig, module_path: Path, template: str | None = None) -
     # /stat's allow-list: loopback always, then the configured networks.
     networks = dict.fromkeys(("127.0.0.1", "::1", *config.stat_allow))
     values["stat_allow"] = " ".join(f"allow {net};" for net in networks)
-    text = template if template is not None else TEMPLATE.read_text()
+    text = template if template is not None else config.template.read_text()
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
@@ -150,7 +152,9 @@ def prepare(config: RtmpConfig) -> list[str]:
     config.config_path.write_text(render(config, module))
     # The secret is in the rendered file: readable by its owner only.
     config.config_path.chmod(0o600)
-    return [nginx, "-p", str(config.prefix), "-c", str(config.config_path),
+    # -e: nginx opens its compiled-in error log (/var/log/nginx) before reading the config,
+    # which a non-root user cannot.
+    return [nginx, "-p", str(config.prefix), "-e", "stderr", "-c", str(config.config_path),
             "-g", "daemon off;"]
 
 
@@ -194,8 +198,8 @@ class RtmpServer:
                            f"{self.error_log()[-2000:]}")
 
     def error_log(self) -> str:
-        parts = [self.config.prefix / "logs" / name for name in ("stderr.log", "error.log")]
-        return "".join(p.read_text(errors="replace") for p in parts if p.exists())
+        log = self.config.prefix / "logs" / "stderr.log"
+        return log.read_text(errors="replace") if log.exists() else ""
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._signal(signal.SIGTERM, timeout_s)

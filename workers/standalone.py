@@ -210,8 +210,7 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
                  f"{rtmp_server.INSTALL_HINT}. Meanwhile `taplive stream publish|stop ORDER` "
                  "drives the same callbacks (docs/streaming.md)")
         elif not _wait_http(rtmp_urls[2], 15):
-            _say("the streaming server (nginx-rtmp) did not come up; see "
-                 f"{VAR_DIR / 'nginx-rtmp' / 'logs'}")
+            _say("the streaming server (nginx-rtmp) did not come up; see the log above")
             return 1
         else:
             _say(f"RTMP       {rtmp_urls[0]}/<stream key>  (publish with OBS or ffmpeg)")
