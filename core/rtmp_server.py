@@ -41,8 +41,10 @@ class RtmpUnavailable(RuntimeError):
 
 
 def find_nginx() -> str | None:
-    return shutil.which("nginx") or next(
-        (str(p) for p in (Path("/usr/sbin/nginx"),) if os.access(p, os.X_OK)), None)
+    """The nginx binary: on PATH, else Debian's (/usr/sbin is not on every user's PATH)."""
+    if found := shutil.which("nginx"):
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
 
 
 def find_rtmp_module() -> Path | None:

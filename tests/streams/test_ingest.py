@@ -193,3 +193,40 @@ def _age_s(facts: Facts, order: StreamedOrder) -> float:
 
     published = facts.stream(order.id).last_publish_at
     return (datetime.now(UTC) - published).total_seconds() if published else 0.0
+
+
+def test_the_sampler_judges_only_publishes_older_than_its_read(
+        stream_app: Flask, client: FlaskClient, streamed_order: StreamedOrder,
+        facts: Facts) -> None:
+    """The sampler's rule on its own (sessions made live by the callback, /stat given): a
+    publish younger than the read may not be in it; an older one absent, or under another
+    publisher's id, is closed at its start (it was never seen after it)."""
+    from datetime import datetime, timedelta
+
+    from core.rtmp_stat import StreamStat
+    from domain import streams
+
+    settings = stream_app.extensions["taplive"].settings
+    answer = client.post(f"/internal/rtmp/on_publish?secret={settings.stream_callback_key}",
+                         data={"app": "live", "name": streamed_order.key, "clientid": "77"})
+    assert answer.status_code == 302
+    live = facts.stream(streamed_order.id)
+    published = live.last_publish_at
+    assert published is not None
+    stranger = StreamStat(app="live", name=streamed_order.playback_id, publisher_id="78",
+                          bytes_in=1, bitrate_kbps=1, width=None, height=None,
+                          frame_rate=None, time_ms=1)
+    database = stream_app.extensions["taplive"].db
+
+    def sample(read_at: datetime, seen: dict[str, StreamStat]) -> str:
+        with database.transaction() as session:
+            return streams.sample_ingest(session, live.id, seen, read_at, settings.secret_key)
+
+    assert sample(published + timedelta(seconds=1), {}) == "skipped"
+    assert facts.stream(streamed_order.id).status == "live"
+    later = published + timedelta(seconds=3)
+    assert sample(later, {streamed_order.playback_id: stranger}) == "closed"
+    closed = facts.stream(streamed_order.id)
+    assert (closed.status, closed.last_done_at, closed.published_seconds) == (
+        "interrupted", published, 0)
+    assert sample(later, {}) == "skipped"  # twice: once
