@@ -46,6 +46,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production \
+    RTMP_TEMPLATE=/app/deploy/nginx/rtmp.conf.template \
+    RTMP_PREFIX=/tmp/nginx-rtmp \
+    STREAM_HLS_DIR=/tmp/hls \
     GUNICORN_CMD_ARGS="--worker-tmp-dir /dev/shm"
 # GUNICORN_CMD_ARGS: gunicorn's worker heartbeat files on an overlay filesystem can stall
 # workers; /dev/shm is tmpfs. Set through the environment so the command stays the Procfile's.
@@ -54,7 +57,15 @@ RUN groupadd --system --gid 1001 taplive \
     && useradd --system --uid 1001 --gid 1001 --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin taplive
 
+# The streaming server (the Procfile's `rtmp`, docs/streaming.md): Debian's nginx and its RTMP
+# module. Nothing starts it but `taplive rtmp`; the package's own service never runs in a container.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx libnginx-mod-rtmp \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY --from=builder /opt/venv /opt/venv
+COPY deploy/nginx/rtmp.conf.template /app/deploy/nginx/rtmp.conf.template
 
 WORKDIR /app
 # Numeric user so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.

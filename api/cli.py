@@ -12,6 +12,7 @@ from api import create_app
 from api.cli_areas import areas_cli
 from api.cli_matching import rematch_command
 from api.cli_streams import stream_cli
+from api.cli_rtmp import rtmp_command
 from api.services import services
 from db import migrate as migrations
 from domain.admins import ensure_admin
@@ -63,3 +64,4 @@ def standalone_command(port: int, check: bool) -> None:
 cli.add_command(rematch_command)  # taplive rematch [--dry-run] [--region lat,lon,km]
 cli.add_command(areas_cli)  # taplive areas add|list|enable|disable
 cli.add_command(stream_cli)  # taplive stream publish|stop ORDER (no nginx: drives the callbacks)
+cli.add_command(rtmp_command)  # taplive rtmp: nginx-rtmp in the foreground

@@ -28,6 +28,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    # Ingest statistics (nginx-rtmp's /stat) of live streams, and the end of a stream whose
+    # publisher vanished with a restarted ingest. Asks nginx nothing while no stream is live.
+    "streams-sample-stats": {
+        "task": "streams.sample_stats",
+        "schedule": 5.0,
+        "options": {"expires": 4},
+    },
     "maintenance-purge-idempotency-keys": {
         "task": "maintenance.purge_idempotency_keys",
         "schedule": 3600.0,

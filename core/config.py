@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     # lifecycle suites complete without streaming (the stream suites turn it on).
     stream_proof_required: bool | None = None
     stream_grace_s: int = Field(default=120, ge=1, le=3600)
+    # nginx-rtmp run as a process of its own (core/rtmp_server.py, `taplive rtmp`): where it
+    # reaches the API's callbacks (None: the API on 127.0.0.1:8000), where it writes the HLS
+    # files (None: var/hls), and who may read its /stat (the workers' sampler).
+    stream_callback_url: str | None = None  # e.g. http://api:8000/internal/rtmp
+    stream_hls_dir: str | None = None
+    stream_stat_allow: str = "127.0.0.1/32,::1/128"
 
     @property
     def stream_rtmp_base(self) -> str:
@@ -187,6 +193,14 @@ class Settings(BaseSettings):
     @property
     def stream_stat_endpoint(self) -> str:
         return self.stream_stat_url or f"http://127.0.0.1:{self.stream_http_port}/stat"
+
+    @property
+    def stream_callback_base(self) -> str:
+        return (self.stream_callback_url or "http://127.0.0.1:8000/internal/rtmp").rstrip("/")
+
+    @property
+    def stream_hls_path(self) -> Path:
+        return Path(self.stream_hls_dir) if self.stream_hls_dir else PROJECT_ROOT / "var" / "hls"
 
     @field_validator(
         "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",

@@ -6,13 +6,16 @@
 - ``publish_done``: the segment closes; the session waits for a resume within the grace.
 - ``finish_idle``: after the grace with no resume, the session ends and the order completes by
   itself (if the stream ran long enough).
+- ``sample_ingest``: nginx-rtmp's ``/stat`` seen by the beat sampler: a live session's ingest
+  statistics, or its end when its publisher is gone (nginx restarted or killed sends no
+  ``on_publish_done``).
 Each is idempotent and safe out of order: the publisher's ``clientid`` names the segment.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
 from core.errors import DomainError, NotFound
+from core.rtmp_stat import StreamStat
 from db.models import Order, StreamSegment, StreamSession, User
 from db.queries import orders as order_queries
 from domain import order_actions
@@ -169,6 +173,44 @@ def idle_sessions(session: Session, rules: StreamRules, now: datetime) -> list[u
     return list(session.scalars(select(StreamSession.id).where(
         StreamSession.status == StreamStatus.INTERRUPTED.value,
         StreamSession.last_done_at <= cutoff)))
+
+
+def live_sessions(session: Session) -> list[uuid.UUID]:
+    """Sessions with a publisher on (the sampler's work; none: it asks nginx nothing)."""
+    return list(session.scalars(select(StreamSession.id).where(
+        StreamSession.status == StreamStatus.LIVE.value)))
+
+
+#: A publish younger than this may have committed after the /stat read the sampler holds, so
+#: its absence from that read proves nothing.
+SAMPLE_SETTLE = timedelta(seconds=2)
+
+
+def sample_ingest(session: Session, session_id: uuid.UUID, publishing: Mapping[str, StreamStat],
+                  read_at: datetime, secret: str) -> str:
+    """One live session against a /stat read (``publishing``: the ``live`` application's
+    published streams by name, read at ``read_at``). Its publisher there: the statistics are
+    recorded (``"sampled"``). Gone (nginx restarted or killed: no ``on_publish_done`` came):
+    the segment closes as ``publish_done`` would, at the time the publisher was last seen, and
+    the grace starts (``"closed"``). Otherwise ``"skipped"`` (not live any more, or too new to
+    judge). Locked and re-checked: running it twice, or beside a late callback, is harmless."""
+    stream = session.scalars(select(StreamSession).where(StreamSession.id == session_id)
+                             .with_for_update()).first()
+    if stream is None or stream.status != StreamStatus.LIVE or stream.client_id is None:
+        return "skipped"
+    seen = publishing.get(stream.playback_id)
+    if seen is not None and seen.publisher_id == stream.client_id:
+        stream.bytes_in, stream.bitrate_kbps = seen.bytes_in, seen.bitrate_kbps
+        stream.width, stream.height, stream.stats_at = seen.width, seen.height, read_at
+        return "sampled"
+    published = stream.last_publish_at or read_at
+    if read_at - published < SAMPLE_SETTLE:
+        return "skipped"
+    # Only what was seen counts: the last sample of this segment, else its start.
+    last_seen = stream.stats_at if stream.stats_at and stream.stats_at > published \
+        else published
+    publish_done(session, stream.playback_id, stream.client_id, min(last_seen, read_at), secret)
+    return "closed"
 
 
 def stream_for(session: Session, order_id: uuid.UUID, viewer: User, rules: StreamRules,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (with PostGIS) and Redis answer on 127.0.0.1 for the test suite.
-# On Debian as root: installs missing packages with apt and starts stopped servers.
-# Elsewhere: says exactly what is missing and fails.
+# Make sure PostgreSQL (with PostGIS) and Redis answer on 127.0.0.1 for the test suite, and that
+# the streaming tools are installed (nginx + its RTMP module, ffmpeg, chromium).
+# On Debian as root: installs missing packages with apt and starts stopped servers (never the
+# system's nginx: the tests run their own). Elsewhere: says exactly what is missing and fails
+# (the streaming tools only warn: their tests then skip, saying why).
 set -euo pipefail
 
 say() { echo "[ensure-services] $*"; }
@@ -61,3 +63,38 @@ if [ -z "${TEST_REDIS_URL:-}" ] && ! redis_ready; then
   redis_ready || { say "Redis does not answer on 127.0.0.1:6379"; exit 1; }
 fi
 say "PostgreSQL+PostGIS and Redis are available"
+
+# --- Streaming: nginx + RTMP module, ffmpeg, chromium -------------------------------------
+# The stream tests start nginx themselves (core/rtmp_server.py), on ports of their own; the
+# system's nginx service must not start (it would take port 80 and a config we do not own).
+rtmp_module_present() {
+  [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || [ -f /usr/share/nginx/modules/ngx_rtmp_module.so ]
+}
+stream_missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || stream_missing+=(nginx)
+rtmp_module_present || stream_missing+=(libnginx-mod-rtmp)
+command -v ffmpeg >/dev/null 2>&1 || stream_missing+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || stream_missing+=(chromium)
+if [ ${#stream_missing[@]} -gt 0 ]; then
+  if can_apt; then
+    # policy-rc.d exiting 101 tells invoke-rc.d not to start the services the packages bring.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\n# ensure_services.sh: install packages without starting their services\nexit 101\n' \
+        > /usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+      created_policy=1
+    fi
+    say "installing ${stream_missing[*]} (the system's nginx service is not started)"
+    if ! apt_install "${stream_missing[@]}"; then
+      say "could not install ${stream_missing[*]}: the stream tests will skip"
+    fi
+    if [ $created_policy = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+  else
+    say "missing for the stream tests (they will skip): ${stream_missing[*]};" \
+      "on Debian/Ubuntu: apt-get install nginx libnginx-mod-rtmp ffmpeg chromium"
+  fi
+else
+  say "nginx-rtmp, ffmpeg and chromium are installed"
+fi

