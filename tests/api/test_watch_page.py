@@ -91,3 +91,18 @@ def test_the_page_says_when_the_player_is_missing(client: FlaskClient, tmp_path:
     html = client.get(f"/watch/{uuid.uuid4()}").get_data(as_text=True)
     assert 'id="player-missing"' in html and "scripts/ensure_web_assets.sh" in html
     assert "hls.min.js" not in html  # no script tag pointing at a file that is not there
+
+
+def test_the_page_and_its_files_are_outside_the_rate_limits(pg_url: str) -> None:
+    app = create_app(make_settings(pg_url, rate_limit_enabled=True,
+                                   rate_limit_anonymous="2 per 15 minutes"))
+    client = app.test_client()
+    address = {"REMOTE_ADDR": f"198.51.100.{uuid.uuid4().int % 250 + 1}"}  # TEST-NET-2
+    for _ in range(3):  # three page loads: twelve requests, none counted
+        for path in (f"/watch/{uuid.uuid4()}", "/watch/assets/watch/watch.js",
+                     "/watch/assets/watch/watch.css"):
+            assert client.get(path, environ_base=address).status_code == 200
+    # The API calls still are: the address's budget of two is whole.
+    statuses = [client.get("/api/v1/users/me", environ_base=address).status_code
+                for _ in range(3)]
+    assert statuses == [401, 401, 429]

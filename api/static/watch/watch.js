@@ -18,8 +18,15 @@
   // Orders in these states will not stream again: the page stops asking.
   const FINAL_ORDER_STATES = new Set(["completed", "cancelled", "disputed"]);
 
+  // The order is asked again at least this often even while the stream's status stays put.
+  const ORDER_EVERY_MS = 30000;
+
   let token = null;
   let stopped = false;
+  let nextDelayMs = pollMs;
+  let order = null; // the last order the API sent
+  let orderAskedAt = 0;
+  let lastStreamStatus = null;
   let hls = null; // the hls.js instance, while attached
   let attachedUrl = null; // the playlist the player is on (hls.js or native)
 
@@ -56,7 +63,8 @@
     });
     let body = null;
     try { body = await response.json(); } catch (e) { /* not JSON: the status says enough */ }
-    return { status: response.status, body: body };
+    return { status: response.status, body: body,
+             retryAfter: Number(response.headers.get("Retry-After")) || null };
   }
 
   function showOrder(order) {
@@ -141,39 +149,58 @@
     if (attachedUrl && !hls) notReadyYet("the browser could not load the playlist");
   });
 
+  function refused() {
+    stop("Your access token was refused (expired, revoked or mistyped): sign in again and "
+         + "open this page with a fresh #token=….");
+  }
+
+  function tooMany(answer) {
+    nextDelayMs = Math.max(pollMs, (answer.retryAfter || 60) * 1000);
+    say("Too many requests: asking again in " + Math.round(nextDelayMs / 1000) + " s…", "wait");
+  }
+
+  // The stream is asked every poll; the order only when the stream's status changed (that is
+  // when the order's state moves: accepted -> active -> completed) and at least every
+  // ORDER_EVERY_MS, so a watching tab spends little of the creator's API budget.
   async function refresh() {
-    const order = await get("/orders/" + orderId);
-    if (order.status === 401) {
-      return stop("Your access token was refused (expired, revoked or mistyped): sign in "
-                  + "again and open this page with a fresh #token=….");
-    }
-    if (order.status === 404) {
+    const answer = await get("/orders/" + orderId + "/stream");
+    if (answer.status === 401) return refused();
+    if (answer.status === 429) return tooMany(answer);
+    const code = answer.body && answer.body.error ? answer.body.error.code : null;
+    if (answer.status === 404 && code !== "STREAM_NOT_FOUND") {
       return stop("Order not found: it does not exist, or it is not yours.");
     }
-    if (order.status !== 200) {
-      return say("The server answered " + order.status + " for the order; retrying in "
-                 + pollSeconds + " s…", "wait");
-    }
-    showOrder(order.body.data.order);
-
-    const answer = await get("/orders/" + orderId + "/stream");
-    if (answer.status === 401) {
-      return stop("Your access token was refused: sign in again and open this page with a "
-                  + "fresh #token=….");
-    }
-    if (answer.status === 404) {
-      setText("stream-status", "none");
-      if (FINAL_ORDER_STATES.has(order.body.data.order.status)) {
-        return stop("This order is " + order.body.data.order.status + " and had no stream.");
-      }
-      return say("No stream yet: the order gets one when a provider is accepted. Checking "
-                 + "again every " + pollSeconds + " s…", "wait");
-    }
-    if (answer.status !== 200) {
+    if (answer.status !== 200 && answer.status !== 404) {
       return say("The server answered " + answer.status + " for the stream; retrying in "
                  + pollSeconds + " s…", "wait");
     }
-    const stream = answer.body.data.stream;
+    const stream = answer.status === 200 ? answer.body.data.stream : null;
+    const streamStatus = stream ? stream.status : "none";
+    if (!order || streamStatus !== lastStreamStatus
+        || Date.now() - orderAskedAt >= ORDER_EVERY_MS) {
+      const asked = await get("/orders/" + orderId);
+      if (asked.status === 401) return refused();
+      if (asked.status === 429) return tooMany(asked);
+      if (asked.status === 404) {
+        return stop("Order not found: it does not exist, or it is not yours.");
+      }
+      if (asked.status !== 200) {
+        return say("The server answered " + asked.status + " for the order; retrying in "
+                   + pollSeconds + " s…", "wait");
+      }
+      order = asked.body.data.order;
+      orderAskedAt = Date.now();
+      showOrder(order);
+    }
+    lastStreamStatus = streamStatus;
+    const finished = FINAL_ORDER_STATES.has(order.status);
+
+    if (!stream) {
+      setText("stream-status", "none");
+      if (finished) return stop("This order is " + order.status + " and had no stream.");
+      return say("No stream yet: the order gets one when a provider is accepted. Checking "
+                 + "again every " + pollSeconds + " s…", "wait");
+    }
     showStream(stream);
     if (!stream.playbackUrl) {
       return say("Only the order's creator can watch its stream here; its facts are below.",
@@ -196,20 +223,19 @@
         say(stream.status === "ended" ? "The stream has ended." : "This stream was cancelled.",
             "");
     }
-    if (FINAL_ORDER_STATES.has(order.body.data.order.status) && stream.status !== "live") {
-      stopped = true;
-    }
+    if (finished && stream.status !== "live") stopped = true;
   }
 
   async function poll() {
     if (stopped) return;
+    nextDelayMs = pollMs;
     try {
       await refresh();
     } catch (error) {
       say("Cannot reach the server (" + error.message + "); retrying in " + pollSeconds
           + " s…", "wait");
     }
-    if (!stopped) setTimeout(poll, pollMs);
+    if (!stopped) setTimeout(poll, nextDelayMs);
   }
 
   token = readToken();
