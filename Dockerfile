@@ -6,9 +6,18 @@
 #
 #   docker build -t taplive:local .
 #
-# Both stages use the same base image so the virtualenv's interpreter symlinks stay valid when it
+# The two Python stages use the same base image so the virtualenv's interpreter symlinks stay valid when it
 # is copied across. Pin the tag to a digest in your registry for reproducible builds.
 ARG PYTHON_IMAGE=python:3.11-slim
+ARG NODE_IMAGE=node:20-slim
+
+# --- web: the browser libraries the service serves itself (no CDN) ---------------------------
+# hls.js for the watch page, exactly as web/package-lock.json pins it (what
+# scripts/ensure_web_assets.sh does outside the image). Only the player file leaves this stage.
+FROM ${NODE_IMAGE} AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
 
 # --- builder: resolve and install everything into /opt/venv ---------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -33,6 +42,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # tree, only the installed packages (migrations ride along as package data).
 # .dockerignore is an allow-list, so only the packages named in pyproject.toml reach this COPY.
 COPY . .
+# The player goes in as package data (pyproject.toml), so the installed api package serves it.
+COPY --from=web /web/node_modules/hls.js/dist/hls.min.js api/static/vendor/hls.min.js
 RUN pip install --no-cache-dir --no-deps . \
     && python -m compileall -q /opt/venv
 

@@ -19,7 +19,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+# The watch page's player (hls.js from web/package-lock.json) is installed first.
 run: $(VENV)/.installed
+	bash scripts/ensure_web_assets.sh
 	$(BIN)/taplive standalone
 
 test: $(VENV)/.installed-test

@@ -90,6 +90,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.blueprints.streams import callbacks
 
     app.register_blueprint(callbacks, url_prefix="/internal/rtmp")
+    # The creator's watch page: HTML and its static files, outside the JSON API.
+    from api.watch import watch
+
+    app.register_blueprint(watch)
     register_error_handlers(app)
     register_request_hooks(app)
     init_auth(app, api, settings)

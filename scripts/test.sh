@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: services and the JavaScript test client first, then lint and types, then
-# pytest (throwaway database).
+# The whole test suite: services, the JavaScript test client and the web assets first, then lint
+# and types, then pytest (throwaway database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p var
 rm -f var/test-env
 bash scripts/ensure_services.sh
 bash scripts/ensure_js_client.sh
+bash scripts/ensure_web_assets.sh
 if [ -f var/test-env ]; then set -a; . var/test-env; set +a; fi
 .venv/bin/ruff check .
 .venv/bin/mypy .

@@ -147,8 +147,11 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
     # delivers webhooks in bursts from a few addresses: its signature, not the anonymous per-IP
     # budget, guards that endpoint (and a 429 would only delay money).
     # nginx-rtmp's callbacks come from the ingest's few addresses and carry their secret.
+    # The watch page and its static files hold nothing and cost nothing; the API calls the
+    # page makes are counted as any other (a page load is four requests, many creators may
+    # share one NAT address).
     limiter.request_filter(lambda: request.blueprint in ("health", "webhooks",
-                                                         "rtmp_callbacks"))
+                                                         "rtmp_callbacks", "watch"))
     _apply_guards(app, limiter, guards(settings))
     app.extensions[EXTENSION_KEY] = limiter
     return limiter
