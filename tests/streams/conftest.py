@@ -161,8 +161,9 @@ class Publisher:
                 ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin",
                  "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
                  "-f", "lavfi", "-i", "sine=frequency=440",
-                 # yuv420p: testsrc is RGB (x264 would encode 4:4:4, which browsers do
-                 # not decode; every real encoder sends 4:2:0).
+                 # yuv420p: testsrc is RGB, from which x264 makes High 4:4:4, a profile
+                 # Firefox, Safari and hardware decoders refuse (Debian's Chromium happens to
+                 # play it); OBS and phones send 4:2:0, and so does this publisher.
                  "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
                  "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-f", "flv", url],
                 stdout=out, stderr=subprocess.STDOUT)

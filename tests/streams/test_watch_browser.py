@@ -7,6 +7,7 @@ its position advances with the clock, and it shows the order's state."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -81,6 +82,15 @@ def _diagnostics(rtmp: rtmp_server.RtmpServer, publisher: Publisher) -> str:
             f"ffmpeg output: {publisher.output()[-2000:]}")
 
 
+def _pixel_formats(fragment: Path) -> set[str]:
+    """The fragment's video pixel format (ffprobe lists it per program and per stream)."""
+    probed = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=pix_fmt", "-of", "default=noprint_wrappers=1:nokey=1", str(fragment)],
+        capture_output=True, text=True, timeout=10, check=True)
+    return set(probed.stdout.split())
+
+
 # ------------------------------------------------------------------------------------ tests
 def test_the_creator_watches_the_live_stream(
         stream_app: Flask, site: str, page: Any, rtmp: rtmp_server.RtmpServer,
@@ -119,6 +129,10 @@ def test_the_creator_watches_the_live_stream(
     assert all(url.startswith(f"{rtmp.config.hls_url}/{order.playback_id}")
                for url in fragments), fragments
     assert not any(order.key in url for url in fragments)
+    # What was played is 4:2:0, what every browser decodes (the publisher's -pix_fmt yuv420p;
+    # this Chromium would also play x264's 4:4:4, so the page's playback alone cannot tell).
+    played = rtmp.config.hls_dir / fragments[-1].rsplit("/", 1)[1]
+    assert _pixel_formats(played) == {"yuv420p"}
     assert page.locator("#order-status").text_content() == "active"
     assert page.locator("#stream-status").text_content() == "live"
     assert page.locator("#message").text_content() == "Live."
