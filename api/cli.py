@@ -11,8 +11,8 @@ from flask.cli import FlaskGroup
 from api import create_app
 from api.cli_areas import areas_cli
 from api.cli_matching import rematch_command
-from api.cli_streams import stream_cli
 from api.cli_rtmp import rtmp_command
+from api.cli_streams import stream_cli
 from api.services import services
 from db import migrate as migrations
 from domain.admins import ensure_admin

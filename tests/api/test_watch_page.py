@@ -1,5 +1,5 @@
 """The watch page over the Flask test client: served without a token, locked down by its CSP,
-outside the JSON API (the browser itself is tests/api/test_watch_browser.py)."""
+outside the JSON API (the browser itself is tests/streams/test_watch_browser.py)."""
 
 from __future__ import annotations
 

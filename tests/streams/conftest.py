@@ -97,6 +97,10 @@ def stream_app(pg_url: str, ports: Ports, localstripe_url: str,  # noqa: F811
         stream_grace_s=GRACE_S, stream_rtmp_port=ports.rtmp, stream_http_port=ports.http,
         stream_callback_url=f"http://127.0.0.1:{ports.api}/internal/rtmp",
         stream_hls_dir=str(tmp_path_factory.mktemp("hls")),
+        # nginx's /hls/ on its HTTP port: the playbackUrl the creator is shown and the origin
+        # the watch page's CSP lets the player fetch from (said outright, not left to the
+        # default derived from the port).
+        stream_hls_url=f"http://127.0.0.1:{ports.http}/hls",
         payment_gateway="stripe", stripe_secret_key="sk_test_taplive",
         stripe_api_base=localstripe_url, stripe_max_network_retries=0,
         payment_method_required=True))
@@ -157,8 +161,11 @@ class Publisher:
                 ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin",
                  "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
                  "-f", "lavfi", "-i", "sine=frequency=440",
+                 # yuv420p: testsrc is RGB, from which x264 makes High 4:4:4, a profile
+                 # Firefox, Safari and hardware decoders refuse (Debian's Chromium happens to
+                 # play it); OBS and phones send 4:2:0, and so does this publisher.
                  "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-                 "-g", "25", "-c:a", "aac", "-f", "flv", url],
+                 "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-f", "flv", url],
                 stdout=out, stderr=subprocess.STDOUT)
 
     def running(self) -> bool:
