@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -50,3 +51,20 @@ def accepted_order(client: FlaskClient, creator: User, provider: User) -> dict[s
     assert accepted.status_code == 200, accepted.json
     result: dict[str, Any] = accepted.json["data"]["order"]
     return result
+
+
+def committed_users(app: Flask, **kinds: dict[str, Any]) -> dict[str, User]:
+    """Users made by the factories (``name=dict(provider=True, ...)``) and committed on
+    ``app``'s database, returned detached, for tests whose requests run on other connections."""
+    from tests import factories
+
+    database = app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            ids = {name: factories.UserFactory(**traits).id for name, traits in kinds.items()}
+        finally:
+            factories.bind(None)
+    with database.transaction() as session:
+        found = {name: session.get(User, uid) for name, uid in ids.items()}
+        return {name: user for name, user in found.items() if user is not None}

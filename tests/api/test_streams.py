@@ -17,8 +17,7 @@ from core.enums import OrderStatus
 from db.models import Order, StreamSegment, StreamSession, User
 from domain import streams
 from domain.stream_sessions import StreamRules
-from tests import factories
-from tests.api.orders_helpers import accepted_order, call
+from tests.api.orders_helpers import accepted_order, call, committed_users
 from tests.conftest import discard_committed_data, make_settings
 
 NYC = (40.7128, -74.0060)  # the order_body() location
@@ -48,19 +47,9 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def people(app: Flask) -> dict[str, User]:
-    database = app.extensions["taplive"].db
-    with database.transaction() as session:
-        factories.bind(session)
-        try:
-            made = {"creator": factories.UserFactory(),
-                    "provider": factories.UserFactory(provider=True, verified=True),
-                    "other": factories.UserFactory(provider=True, verified=True),
-                    "admin": factories.UserFactory(admin=True)}
-        finally:
-            factories.bind(None)
-        ids = {k: v.id for k, v in made.items()}
-    with database.transaction() as session:
-        return {k: session.get(User, v) for k, v in ids.items()}  # type: ignore[misc]
+    provider = {"provider": True, "verified": True}
+    return committed_users(app, creator={}, provider=provider, other=provider,
+                           admin={"admin": True})
 
 
 def _secret(app: Flask) -> str:

@@ -32,8 +32,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from core import rtmp_server
 from db.models import Order, PaymentEscrow, StreamSegment, StreamSession, User
-from tests import factories
-from tests.api.orders_helpers import call, create_order
+from tests.api.orders_helpers import call, committed_users, create_order
 from tests.conftest import discard_committed_data, make_settings
 from tests.payments.conftest import localstripe_url  # noqa: F401 (a fixture, used below)
 from workers.queues import ALL_QUEUES
@@ -217,18 +216,8 @@ def client(stream_app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def people(stream_app: Flask) -> dict[str, User]:
-    database = stream_app.extensions["taplive"].db
-    with database.transaction() as session:
-        factories.bind(session)
-        try:
-            made = {"creator": factories.UserFactory(),
-                    "provider": factories.UserFactory(provider=True, verified=True)}
-        finally:
-            factories.bind(None)
-        ids = {name: user.id for name, user in made.items()}
-    with database.transaction() as session:
-        found = {name: session.get(User, uid) for name, uid in ids.items()}
-        return {name: user for name, user in found.items() if user is not None}
+    return committed_users(stream_app, creator={},
+                           provider={"provider": True, "verified": True})
 
 
 @dataclass
