@@ -225,10 +225,12 @@ class RampStep:
     nginx_cpu: float = 0.0  # share of one core, master + worker
     clients_cpu: float = 0.0  # share of one core, all ffmpeg clients together
     machine_busy: float = 0.0  # share of the whole machine (all cores)
+    #: Why the step could not be measured (nginx's /stat did not answer in time).
+    error: str | None = None
 
     @property
     def clean(self) -> bool:
-        return (self.publishing == self.publishers and self.exited == 0
+        return (self.error is None and self.publishing == self.publishers and self.exited == 0
                 and len(self.ingest_ratios) == self.publishers
                 and min(self.ingest_ratios) >= 0.9 and len(self.hls_ratios) == self.publishers
                 and min(self.hls_ratios) >= 0.8)
@@ -241,6 +243,9 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
     ``window_s`` once all of them publish."""
     names = [f"load{uuid.uuid4().hex[:10]}" for _ in range(publishers)]
     step = RampStep(publishers=publishers, window_s=window_s, expected_bps=clip_bps)
+    nginx = [nginx_pid, *_children(nginx_pid)]
+    opened, nginx_opened, machine_opened = (time.perf_counter(),
+                                            sum(_cpu_s(p) for p in nginx), _machine_idle_s())
     processes = [copy_publisher(clip, f"rtmp://127.0.0.1:{config.rtmp_port}/"
                                       f"{BASELINE_APP}/{name}") for name in names]
     try:
@@ -252,7 +257,6 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
             time.sleep(0.2)
         # Every stream past its first fragments before the window opens.
         time.sleep(2 * fragment_s + 0.5)
-        nginx = [nginx_pid, *_children(nginx_pid)]
 
         def sample() -> tuple[float, dict[str, int], dict[str, int], float, float]:
             stats = rtmp_stat.publishing(rtmp_stat.fetch(config.stat_url), BASELINE_APP)
@@ -282,6 +286,16 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
         step.clients_cpu = (clients1 - clients0) / elapsed
         idle_s, total_s = busy1[0] - busy0[0], busy1[1] - busy0[1]
         step.machine_busy = 1 - idle_s / total_s if total_s else 0.0
+    except rtmp_stat.StatUnavailable as exc:
+        # nginx's one worker serves /stat from the same event loop as the streams: no answer
+        # within 3 s means that loop is saturated (or the machine is).
+        step.error = str(exc)
+        # What it cost from the clients' start until then, to say who was saturated.
+        elapsed = time.perf_counter() - opened
+        step.nginx_cpu = (sum(_cpu_s(p) for p in nginx) - nginx_opened) / elapsed
+        step.clients_cpu = sum(_cpu_s(p.pid) for p in processes) / elapsed
+        idle, total = _machine_idle_s()
+        step.machine_busy = 1 - (idle - machine_opened[0]) / (total - machine_opened[1])
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)
@@ -292,13 +306,19 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
 
 def ramp(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Path, clip_bps: float,
          counts: Iterable[int], window_s: float) -> Iterator[RampStep]:
-    """One step per count, until (and including) the first step that is not clean."""
+    """One step per count, until (and including) the first step that is not clean; then once
+    halfway between the last clean count and that one."""
+    last_clean = 0
     for count in counts:
         step = measure_publishers(config, nginx_pid, clip, clip_bps, count, window_s)
         yield step
+        time.sleep(3.0)  # nginx closes the previous step's streams and relays
         if not step.clean:
+            if last_clean and count - last_clean > 1:
+                yield measure_publishers(config, nginx_pid, clip, clip_bps,
+                                         (last_clean + count) // 2, window_s)
             return
-        time.sleep(1.0)  # nginx closes the previous step's streams and relays
+        last_clean = count
 
 
 # ------------------------------------------------------------------- the API, over HTTP
@@ -444,6 +464,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 runs, ramp to 4, 5 s windows")
     parser.add_argument("--clip-kbps", type=int, default=2500,
                         help="the ramp's clip bitrate (CBR); 0 = x264's own (~250 kbit/s)")
+    parser.add_argument("--publishers", default="",
+                        help="ramp steps instead of 1, 2, 4 ... --max-publishers (e.g. 128,192)")
     parser.add_argument("--skip-ramp", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -499,20 +521,26 @@ def main() -> None:
                     ours.clear()
                     bare.clear()
                     timer.on_publish_ms.clear()
-            steps: list[RampStep] = []
-            clip_bps = 0.0
+            _report_start(work, ours, bare, timer.on_publish_ms)
             if not args.skip_ramp:
                 clip = work / "clip.flv"
                 clip_bps = encode_clip(clip, kbps=args.clip_kbps)
-                counts = [1]
-                while counts[-1] * 2 <= args.max_publishers:
-                    counts.append(counts[-1] * 2)
+                counts = [int(n) for n in args.publishers.split(",")] if args.publishers \
+                    else [2 ** i for i in range(args.max_publishers.bit_length())]
+                print(f"\nconcurrent copy publishers on `{BASELINE_APP}` (clip: 640x360 30 fps "
+                      f"x264, {clip_bps * 8 / 1000:.0f} kbit/s; window {args.window:.0f} s "
+                      "per step)\n")
+                print("| publishers | publishing | ingest ratio min / median | HLS ratio min "
+                      "| longest fragment (s) | nginx CPU (1 core) | clients CPU (1 core) "
+                      "| machine busy | clean |")
+                print("|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)
+                clean = []
                 for step in ramp(config, server.process.pid, clip, clip_bps, counts,
                                  args.window):
-                    steps.append(step)
-                    print(f"  ramp: {step.publishers} publishers, clean={step.clean}",
-                          flush=True)
-        _report(args, work, ours, bare, timer.on_publish_ms, steps, clip_bps)
+                    print(_ramp_row(step), flush=True)
+                    if step.clean:
+                        clean.append(step.publishers)
+                print(f"\nhighest clean step: {max(clean) if clean else 0} publishers")
     finally:
         if server is not None:
             server.stop()
@@ -522,9 +550,8 @@ def main() -> None:
         print(f"uptime after: {_uptime()}")
 
 
-def _report(args: argparse.Namespace, work: Path, ours: list[StartSample],
-            bare: list[StartSample], callback_ms: list[float], steps: list[RampStep],
-            clip_bps: float) -> None:
+def _report_start(work: Path, ours: list[StartSample], bare: list[StartSample],
+                  callback_ms: list[float]) -> None:
     tmpfs = str(work).startswith("/dev/shm")
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}; HLS under {work} ({'tmpfs' if tmpfs else 'disk'}); "
@@ -543,24 +570,20 @@ def _report(args: argparse.Namespace, work: Path, ours: list[StartSample],
         print(f"\non_publish in the API (server side, WSGI call): p50 "
               f"{statistics.median(callback_ms):.1f} ms, p99 "
               f"{percentile(callback_ms, 99):.1f} ms, max {max(callback_ms):.1f} ms "
-              f"({len(callback_ms)} calls)")
-    if not steps:
-        return
-    print(f"\nconcurrent copy publishers on `bare` (clip: 640x360 30 fps x264, "
-          f"{clip_bps * 8 / 1000:.0f} kbit/s; window {args.window:.0f} s per step)\n")
-    print("| publishers | publishing | ingest ratio min / median | HLS ratio min | "
-          "longest fragment (s) | nginx CPU (1 core) | clients CPU (1 core) | machine busy "
-          "| clean |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for step in steps:
-        ingest = step.ingest_ratios or [0.0]
-        hls = step.hls_ratios or [0.0]
-        print(f"| {step.publishers} | {step.publishing} | {min(ingest):.2f} / "
-              f"{statistics.median(ingest):.2f} | {min(hls):.2f} | {step.max_fragment_s:.2f} "
-              f"| {step.nginx_cpu:.0%} | {step.clients_cpu:.0%} | {step.machine_busy:.0%} "
-              f"| {'yes' if step.clean else 'NO'} |")
-    clean = [s.publishers for s in steps if s.clean]
-    print(f"\nhighest clean step: {max(clean) if clean else 0} publishers")
+              f"({len(callback_ms)} calls)", flush=True)
+
+
+def _ramp_row(step: RampStep) -> str:
+    if step.error:
+        return (f"| {step.publishers} | ? | ? | ? | ? | {step.nginx_cpu:.0%} | "
+                f"{step.clients_cpu:.0%} | {step.machine_busy:.0%} | NO ({step.error}; CPU "
+                "since the clients started) |")
+    ingest = step.ingest_ratios or [0.0]
+    hls = step.hls_ratios or [0.0]
+    return (f"| {step.publishers} | {step.publishing} | {min(ingest):.2f} / "
+            f"{statistics.median(ingest):.2f} | {min(hls):.2f} | {step.max_fragment_s:.2f} "
+            f"| {step.nginx_cpu:.0%} | {step.clients_cpu:.0%} | {step.machine_busy:.0%} "
+            f"| {'yes' if step.clean else 'NO'} |")
 
 
 if __name__ == "__main__":
