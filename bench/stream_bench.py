@@ -107,6 +107,12 @@ def fragments(playlist: str | None) -> list[tuple[int, float]]:
     return out
 
 
+def _read(path: Path) -> str | None:
+    with contextlib.suppress(OSError):
+        return path.read_text()
+    return None
+
+
 # ------------------------------------------------------------------------------ publishers
 def _stop(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
     """As a provider stops OBS: SIGINT, ffmpeg closes the RTMP stream."""
@@ -225,6 +231,8 @@ class RampStep:
     nginx_cpu: float = 0.0  # share of one core, master + worker
     clients_cpu: float = 0.0  # share of one core, all ffmpeg clients together
     machine_busy: float = 0.0  # share of the whole machine (all cores)
+    #: A viewer's GET of a playlist over HTTP during the step (five of them), in ms.
+    hls_http_ms: list[float] = field(default_factory=list)
     #: Why the step could not be measured (nginx's /stat did not answer in time).
     error: str | None = None
 
@@ -260,9 +268,11 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
 
         def sample() -> tuple[float, dict[str, int], dict[str, int], float, float]:
             stats = rtmp_stat.publishing(rtmp_stat.fetch(config.stat_url), BASELINE_APP)
+            # From the files nginx writes (what is packaged), not over HTTP: serving the
+            # playlists is measured apart (hls_http_ms), a few of them.
             last = {}
             for name in names:
-                found = fragments(hls_playlist(config, name))
+                found = fragments(_read(config.hls_dir / f"{name}.m3u8"))
                 if found:
                     last[name] = found[-1][0]
             return (time.perf_counter(), {n: s.bytes_in for n, s in stats.items()}, last,
@@ -280,8 +290,12 @@ def measure_publishers(config: rtmp_server.RtmpConfig, nginx_pid: int, clip: Pat
                               for n in names if n in bytes0 and n in bytes1]
         step.hls_ratios = [(seq1[n] - seq0[n]) * fragment_s / elapsed
                            for n in names if n in seq0 and n in seq1]
-        step.max_fragment_s = max((d for n in names
-                                   for _, d in fragments(hls_playlist(config, n))), default=0.0)
+        step.max_fragment_s = max((d for n in names for _, d in fragments(
+            _read(config.hls_dir / f"{n}.m3u8"))), default=0.0)
+        for name in names[:5]:
+            asked = time.perf_counter()
+            if hls_playlist(config, name) is not None:
+                step.hls_http_ms.append((time.perf_counter() - asked) * 1000)
         step.nginx_cpu = (nginx1 - nginx0) / elapsed
         step.clients_cpu = (clients1 - clients0) / elapsed
         idle_s, total_s = busy1[0] - busy0[0], busy1[1] - busy0[1]
@@ -531,9 +545,9 @@ def main() -> None:
                       f"x264, {clip_bps * 8 / 1000:.0f} kbit/s; window {args.window:.0f} s "
                       "per step)\n")
                 print("| publishers | publishing | ingest ratio min / median | HLS ratio min "
-                      "| longest fragment (s) | nginx CPU (1 core) | clients CPU (1 core) "
-                      "| machine busy | clean |")
-                print("|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)
+                      "| longest fragment (s) | playlist GET p50 (ms) | nginx CPU (1 core) "
+                      "| clients CPU (1 core) | machine busy | clean |")
+                print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|", flush=True)
                 clean = []
                 for step in ramp(config, server.process.pid, clip, clip_bps, counts,
                                  args.window):
@@ -575,14 +589,15 @@ def _report_start(work: Path, ours: list[StartSample], bare: list[StartSample],
 
 def _ramp_row(step: RampStep) -> str:
     if step.error:
-        return (f"| {step.publishers} | ? | ? | ? | ? | {step.nginx_cpu:.0%} | "
+        return (f"| {step.publishers} | ? | ? | ? | ? | ? | {step.nginx_cpu:.0%} | "
                 f"{step.clients_cpu:.0%} | {step.machine_busy:.0%} | NO ({step.error}; CPU "
                 "since the clients started) |")
     ingest = step.ingest_ratios or [0.0]
     hls = step.hls_ratios or [0.0]
     return (f"| {step.publishers} | {step.publishing} | {min(ingest):.2f} / "
             f"{statistics.median(ingest):.2f} | {min(hls):.2f} | {step.max_fragment_s:.2f} "
-            f"| {step.nginx_cpu:.0%} | {step.clients_cpu:.0%} | {step.machine_busy:.0%} "
+            f"| {statistics.median(step.hls_http_ms or [0.0]):.0f} | {step.nginx_cpu:.0%} "
+            f"| {step.clients_cpu:.0%} | {step.machine_busy:.0%} "
             f"| {'yes' if step.clean else 'NO'} |")
 
 
