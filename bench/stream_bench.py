@@ -2,6 +2,7 @@
 first HLS playlist, and how many concurrent publishers one machine's nginx-rtmp ingests.
 
 Run:  .venv/bin/python -m bench.stream_bench [--runs 20] [--max-publishers 256] [--quick]
+      [--publishers 64,128,256] [--clip-kbps 2500] [--window 10] [--skip-ramp]
 
 What runs: a throwaway PostGIS database (migrated), Redis logical database 13 (flushed; the
 order's follow-up tasks queue there, no worker runs them: nothing on the measured path waits
@@ -22,9 +23,12 @@ under /dev/shm (tmpfs) when it exists.
    encoded ONCE, then N ffmpeg clients publish it with ``-re -stream_loop -1 -c copy`` to
    ``bare`` (so the clients cost little CPU; N live x264 encoders would measure ffmpeg, not
    nginx). N = 1, 2, 4, 8 ... until a step is not clean: every stream publishing in /stat, its
-   bytes_in over the window at >= 90 % of the clip's bitrate, its HLS playlist advancing by
-   >= 80 % of the fragments the window should produce. nginx's CPU (master + worker, from
-   /proc ticks over the window), the clients' CPU and the machine's idle time say what limits.
+   bytes_in over the window at >= 90 % of the clip's bitrate, its HLS playlist (the file nginx
+   writes) advancing by >= 80 % of the fragments the window should produce. A few playlists
+   are also fetched over HTTP, timed (what a viewer waits). A step whose /stat does not answer
+   within 3 s failed; after the first failed step, one more halfway back. nginx's CPU
+   (master + worker, from /proc ticks over the window), the clients' CPU and the machine's
+   idle time say what limits.
 """
 
 from __future__ import annotations

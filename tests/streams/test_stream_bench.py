@@ -60,4 +60,5 @@ def test_a_ramp_step_measures_ingest_hls_and_cpu(ingest: rtmp_server.RtmpServer,
     assert len(step.ingest_ratios) == 2 and min(step.ingest_ratios) > 0.7
     assert len(step.hls_ratios) == 2 and min(step.hls_ratios) > 0.3
     assert 0 < step.max_fragment_s < 3
+    assert len(step.hls_http_ms) == 2 and step.error is None
     assert step.nginx_cpu > 0 and step.clients_cpu > 0
