@@ -7,9 +7,10 @@ use, expire (``PASSWORD_RESET_TTL_S``, ``EMAIL_VERIFICATION_TTL_S``), and a new 
 purpose replaces the account's older ones. The mail is queued in the same transaction
 (``domain.email_outbox``) and sent after commit.
 
-Nothing here tells a stranger whether an address has an account: a reset request for an unknown
-address does the same kind of work (one audited, committed transaction) and gets the same
-answer; the mail itself is the only difference, and only the address's owner sees it.
+Nothing here tells a stranger whether an address has an account: the API accepts a reset
+request without looking the address up (same answer, same work, same time) and a worker mails
+the link if there is an account; the mail itself is the only difference, and only the
+address's owner sees it.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from core.config import Settings
 from core.errors import Conflict, ValidationFailed
 from db.models import AccountLink, User
 from db.queries import users as user_queries
+from db.session import note_for_commit
 from db.types import utcnow
 from domain import audit, email_outbox, users
 from domain.audit import AuditEventType
 
 PASSWORD_RESET = "password_reset"
 EMAIL_VERIFICATION = "email_verification"
+#: ``note_for_commit`` topic: the (normalised) addresses of committed reset requests.
+RESET_REQUESTED = "password_reset_requested"
 SECRET_BYTES = 32
 _MAX_TOKEN_CHARS = 200
 # Compared against when the link id names no row, so every wrong token costs the same.
@@ -110,15 +114,21 @@ def _redeem(session: Session, token: str, purpose: str) -> tuple[AccountLink, Us
 # ------------------------------------------------------------------------ password reset
 
 
-def request_password_reset(session: Session, email: str, config: LinkConfig) -> None:
-    """Mail a reset link if ``email`` has an account; the same outcome for the caller either
-    way (no return value, no error), and one audited commit on both paths."""
+def request_password_reset(session: Session, email: str) -> None:
+    """Accept a reset request. Deliberately blind: the account is not even looked up here, so
+    the answer, its body and its timing are the same whether or not the address has one
+    (one audited commit, then ``mail_password_reset`` runs on a worker after commit)."""
+    audit.record(session, AuditEventType.PASSWORD_RESET_REQUESTED, actor_id=None)
+    note_for_commit(session, RESET_REQUESTED, users.normalise_email(email))
+    session.commit()
+
+
+def mail_password_reset(session: Session, email: str, config: LinkConfig) -> bool:
+    """The worker's half: mail a reset link if ``email`` has an account (the caller commits).
+    False: no account, nothing sent, and nobody is told."""
     user = user_queries.find_by_email(session, users.normalise_email(email))
     if user is None or user.erased_at is not None:
-        audit.record(session, AuditEventType.PASSWORD_RESET_REQUESTED, actor_id=None,
-                     details={"reason": "unknown_account"})
-        session.commit()
-        return
+        return False
     token = _mint(session, user, PASSWORD_RESET, config.reset_ttl_s)
     minutes = config.reset_ttl_s // 60
     email_outbox.queue(
@@ -130,9 +140,9 @@ def request_password_reset(session: Session, email: str, config: LinkConfig) -> 
               f"{config.url(config.reset_path, token)}\n\n"
               "The link works once. Setting a new password signs you out everywhere.\n"
               "If you did not ask for this, ignore this mail: your password stays as it is.\n"))
-    audit.record(session, AuditEventType.PASSWORD_RESET_REQUESTED, actor_id=None,
+    audit.record(session, AuditEventType.PASSWORD_RESET_MAILED, actor_id=None,
                  subject_id=user.id)
-    session.commit()
+    return True
 
 
 def confirm_password_reset(session: Session, token: str, new_password: str,

@@ -1,6 +1,8 @@
 """Sending the email outbox (queue ``notifications``; the guarantee is in
 ``domain.email_outbox``: at most once per mail).
 
+A reset request is accepted by the API blind (``domain.account_links``) and handed to
+``mail_password_reset`` here, which looks the address up and queues the mail.
 ``send_email`` is sent by the commit that queued the mail (``send_after_commit``, a
 ``Database.on_commit`` hook of every process that builds the Celery app) and sends that one
 mail; ``sweep_email`` (beat) sends mails whose after-commit send was lost and gives up mails
@@ -17,12 +19,13 @@ from sqlalchemy.orm import Session
 
 from core.mailer import Mail, MailError
 from db.session import committed_notes
-from domain import email_outbox
+from domain import account_links, email_outbox
 from tasks.base import ServicesTask
-from tasks.matching import parse_id
+from tasks.matching import RETRY, parse_id
 
 log = logging.getLogger(__name__)
 SEND_TASK = "notifications.send_email"
+RESET_TASK = "notifications.mail_password_reset"
 #: A queued mail this old lost its after-commit send (that send leaves within milliseconds).
 SWEEP_GRACE_S = 30
 #: A mail ``sending`` this long has no live sender: the SMTP timeout is far shorter.
@@ -63,6 +66,18 @@ def send_email(self: ServicesTask, message_id: str) -> bool:
     return True
 
 
+@shared_task(name=RESET_TASK, bind=True, time_limit=30, soft_time_limit=20,
+             ignore_result=True, **RETRY)
+def mail_password_reset(self: ServicesTask, email: str) -> bool:
+    """Follow-up of an accepted reset request: a link for the address's account, if it has
+    one, queued in the outbox (and sent after this commit). A duplicate run mails a second
+    link that retires the first: harmless."""
+    svc = self.services
+    with svc.db.transaction() as session:
+        return account_links.mail_password_reset(
+            session, email, account_links.LinkConfig.from_settings(svc.settings))
+
+
 @shared_task(name="notifications.sweep_email", bind=True, time_limit=60, soft_time_limit=50,
              ignore_result=True)
 def sweep_email(self: ServicesTask) -> int:
@@ -81,7 +96,11 @@ def sweep_email(self: ServicesTask) -> int:
 
 
 def send_after_commit(celery: Celery, session: Session) -> None:
-    """``Database.on_commit`` hook: send the mails this commit queued. retry=False: a dead
-    broker must not stall the request; the sweep sends them later."""
+    """``Database.on_commit`` hook: send the mails this commit queued, and hand the reset
+    requests it accepted to a worker. retry=False: a dead broker must not stall the request;
+    the sweep sends queued mails later (a reset request lost with the broker is asked again
+    by its person: the answer promised nothing)."""
     for mid in committed_notes(session, email_outbox.EMAIL_QUEUED):
         celery.send_task(SEND_TASK, args=[str(mid)], ignore_result=True, retry=False)
+    for email in committed_notes(session, account_links.RESET_REQUESTED):
+        celery.send_task(RESET_TASK, args=[email], ignore_result=True, retry=False)

@@ -61,9 +61,7 @@ class PasswordReset(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Mail a password-reset link (the same answer whether or not the address has an
         account)."""
-        svc = services()
-        account_links.request_password_reset(
-            svc.db.session(), body["email"], account_links.LinkConfig.from_settings(svc.settings))
+        account_links.request_password_reset(services().db.session(), body["email"])
         return {"accepted": True, "message": RESET_ACCEPTED}
 
 
