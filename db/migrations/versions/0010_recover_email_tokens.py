@@ -19,8 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("email_verified_at", UTCDateTime(), nullable=True))
+    # A plain ADD COLUMN (nullable, no default) works on SQLite too, so no batch re-create of
+    # users (which would lose the expression index uq_users_username_lower).
+    op.add_column("users", sa.Column("email_verified_at", UTCDateTime(), nullable=True))
     op.create_table(
         "account_links",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -58,5 +59,4 @@ def downgrade() -> None:
     op.drop_table("email_outbox")
     op.drop_index("idx_account_links_user", table_name="account_links")
     op.drop_table("account_links")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("email_verified_at")
+    op.drop_column("users", "email_verified_at")  # SQLite >= 3.35 drops a column in place
