@@ -33,6 +33,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         orders,
         payments,
         providers,
+        recovery,
         streams,
         users,
         webhooks,
@@ -41,6 +42,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
     return [
         (health.blp, ""),
         (auth.blp, "/api/v1/auth"),
+        (recovery.blp, "/api/v1/auth"),
         (users.blp, "/api/v1/users"),
         (admin_users.blp, "/api/v1/admin/users"),
         (orders.blp, "/api/v1/orders"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -98,8 +99,10 @@ def _context_words(username: str, email: str) -> list[str]:
 
 def register(
     session: Session, *, username: str, email: str, password: str, role: UserRole,
-    policy: PasswordPolicy,
+    policy: PasswordPolicy, on_created: Callable[[Session, User], None] | None = None,
 ) -> User:
+    """``on_created(session, user)`` runs in the registration's transaction (the API queues
+    the email-verification mail there, so the account and its mail commit together)."""
     email = normalise_email(email)
     if role not in SELF_SERVICE_ROLES:
         raise ValidationFailed("This role cannot be chosen.", details={"role": [
@@ -126,6 +129,8 @@ def register(
     except IntegrityError as exc:  # a concurrent registration won the race
         session.rollback()
         raise _already_used(["username", "email"]) from exc
+    if on_created is not None:
+        on_created(session, user)
     audit.record(session, AuditEventType.REGISTERED, actor_id=user.id,
                  details={"role": str(role)})
     session.commit()
@@ -252,6 +257,22 @@ def change_password(
     return user
 
 
+def reset_password(session: Session, user: User, *, new: str, policy: PasswordPolicy) -> None:
+    """Set a password without the current one (the caller has redeemed a reset link, which
+    also proves the address) and revoke every token of the account. Same rules as
+    registration. The caller commits, together with the link it redeemed."""
+    try:
+        check_password(new, policy, user_inputs=_context_words(user.username, user.email))
+    except ValidationFailed as exc:
+        exc.details = {"newPassword": exc.details["password"]}
+        raise
+    user.password_hash = hash_password(new)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    revoke_tokens(session, user)
+    audit.record(session, AuditEventType.PASSWORD_RESET, actor_id=user.id)
+
+
 # ------------------------------------------------------------------------ GDPR rights
 
 
@@ -318,11 +339,13 @@ def erase(session: Session, user: User, *, password: str) -> None:
     user.verification_reason = None
     user.last_active_at = None
     user.is_premium = False
+    user.email_verified_at = None
     user.erased_at = now
     revoke_tokens(session, user)
     audit.record(session, AuditEventType.ERASED, actor_id=user.id)
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too
+    queries.forget_mail(session, user.id)
     messages.erase_sent_by(session, user.id, now)
     # The scrub rewrites orders the API may hold cached for their counterparties.
     note_for_commit(session, ORDER_VIEW_CHANGED, ("*",))

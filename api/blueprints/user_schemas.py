@@ -48,12 +48,17 @@ class UserSchema(Schema):
     verificationDecidedAt = fields.DateTime(attribute="verification_decided_at",
                                             allow_none=True)
     premium = fields.Boolean(attribute="is_premium")
+    # Proven by a mailed link (or a password reset); the time itself stays private.
+    emailVerified = fields.Method("_email_verified", metadata={"type": "boolean"})
     lastActiveAt = fields.DateTime(attribute="last_active_at", allow_none=True)
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
 
     def _permissions(self, user: User) -> list[str]:
         return sorted_permissions(user.role)
+
+    def _email_verified(self, user: User) -> bool:
+        return user.email_verified_at is not None
 
 
 class UserResultSchema(Schema):
