@@ -8,7 +8,14 @@ docs/auth.md ("Privacy") explains the rules.
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db.queries import personal_data
+from domain.projections import order_view
 
 
 class Rule(StrEnum):
@@ -61,10 +68,56 @@ TABLES: dict[str, tuple[Rule, str]] = {
                          "requests"),
     "order_dispatches": (Rule.NOT_PERSONAL, "an order's dispatch progress (the offer it points "
                          "at is deleted with the provider's matches)"),
-    "outbox": (Rule.NOT_PERSONAL, "events carry ids and public order views; chat bodies are "
-               "scrubbed with the messages"),
+    "outbox": (Rule.PSEUDONYMISED, "events carry ids and the public view of orders: the "
+               "copies of an erased creator's order are rewritten as the order now is, chat "
+               "bodies are scrubbed with the messages"),
     "operating_areas": (Rule.NOT_PERSONAL, "where orders may be posted"),
     "processed_webhook_events": (Rule.NOT_PERSONAL, "processor event ids"),
     "reconciliation_runs": (Rule.NOT_PERSONAL, "counts and processor references of drift"),
     "alembic_version": (Rule.NOT_PERSONAL, "the schema version"),
 }
+
+
+#: The fields of an order's view (today's and the flat v1 payloads) that erasure rewrites in
+#: every stored copy; the rest (status, amounts, dates, ids) is no one's personal data.
+_ORDER_TEXT_FIELDS = ("title", "description", "tags", "requirements", "cancellationReason",
+                      "disputeReason")
+
+
+def _rewrite(value: Any, views: dict[str, dict[str, Any]]) -> Any:
+    """``value`` with every copy of one of these orders (a dict whose ``id`` or ``orderId``
+    names it) showing the order's erased view instead, at any depth."""
+    if isinstance(value, list):
+        return [_rewrite(item, views) for item in value]
+    if not isinstance(value, dict):
+        return value
+    rewritten = {key: _rewrite(item, views) for key, item in value.items()}
+    view = views.get(str(value.get("id"))) or views.get(str(value.get("orderId")))
+    if view is not None:
+        for field in _ORDER_TEXT_FIELDS:
+            if field in rewritten:
+                rewritten[field] = view.get(field)
+        where = view["location"]
+        for field in ("latitude", "longitude"):
+            if field in rewritten:  # a v1 payload: the position flat
+                rewritten[field] = where[field]
+        if isinstance(rewritten.get("location"), dict):
+            rewritten["location"] = {
+                key: where.get(key) for key in rewritten["location"]}
+    return rewritten
+
+
+def scrub_order_copies(session: Session, creator_id: uuid.UUID) -> int:
+    """After the creator's orders were pseudonymised: rewrite the copies of them that events
+    and notifications (the counterparties' too) carry, so none keeps the title, the words or
+    the exact place. Returns the number of rows rewritten."""
+    views = {str(order.id): order_view(order)
+             for order in personal_data.created_orders(session, creator_id)}
+    changed = 0
+    for row in personal_data.copies_of_orders(session, (uuid.UUID(i) for i in views)):
+        payload = _rewrite(row.payload, views)
+        if payload != row.payload:
+            row.payload = payload  # a new dict: the JSON column does not track in-place edits
+            changed += 1
+    session.flush()
+    return changed

@@ -35,7 +35,7 @@ from db.queries import personal_data
 from db.queries import users as queries
 from db.session import note_for_commit
 from db.types import utcnow
-from domain import audit, messages
+from domain import audit, messages, privacy
 from domain.audit import AuditEventType
 from domain.events import ORDER_VIEW_CHANGED
 from domain.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
@@ -357,6 +357,7 @@ def erase(session: Session, user: User, *, password: str) -> None:
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too
     personal_data.pseudonymise_orders(session, user.id)
+    privacy.scrub_order_copies(session, user.id)
     personal_data.forget_processor_refs(session, user.id)
     messages.erase_sent_by(session, user.id, now)
     # After the chat scrub, which rewrites the notifications that carried the bodies.

@@ -17,6 +17,7 @@ from db.models import (
     Order,
     OrderAssignment,
     OrderMatch,
+    OutboxMessage,
     PaymentCustomer,
     PaymentEscrow,
     PayoutAccount,
@@ -26,7 +27,7 @@ from db.models import (
 )
 
 
-def _their_orders(user_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+def _their_orders(user_id: uuid.UUID) -> Select[uuid.UUID]:
     return select(Order.id).where(or_(Order.creator_id == user_id, Order.provider_id == user_id))
 
 
@@ -176,3 +177,22 @@ def forget_processor_refs(session: Session, user_id: uuid.UUID) -> None:
         .values(customer_ref=None, payment_method_ref=None, version=PaymentEscrow.version + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+def created_orders(session: Session, user_id: uuid.UUID) -> list[Order]:
+    """The user's orders as stored now (after erasure's UPDATEs, not as the session held them)."""
+    return list(session.scalars(select(Order).where(Order.creator_id == user_id)
+                                .execution_options(populate_existing=True)))
+
+
+def copies_of_orders(session: Session, order_ids: Iterable[uuid.UUID]
+                     ) -> list[OutboxMessage | Notification]:
+    """The outbox events and the notifications (anyone's) about these orders: their payloads
+    carry copies of the order's public view."""
+    ids = list(order_ids)
+    if not ids:
+        return []
+    events = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.aggregate_id.in_([str(order_id) for order_id in ids])))
+    notifications = session.scalars(select(Notification).where(Notification.order_id.in_(ids)))
+    return [*events, *notifications]

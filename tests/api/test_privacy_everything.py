@@ -43,9 +43,11 @@ from db.models import (
 from db.types import utcnow
 from domain import audit, privacy
 from domain.audit import AuditEventType
+from domain.events import order_snapshot
 from domain.money import FeeSplit
 from domain.payments import ledger
 from domain.privacy import Rule
+from domain.projections import public_order_view
 from tests.auth_helpers import auth_headers
 from tests.factories import PASSWORD, OrderFactory, UserFactory
 
@@ -159,6 +161,21 @@ def world(db_session: Session) -> World:
         Notification(recipient_id=person.id, order_id=served.id, match_id=match.id,
                      kind="invitation", event="match:invited", event_id=f"i-{match.id}",
                      payload={"orderId": str(served.id)}),
+    ])
+    # Copies of the person's order in events and the provider's notifications (today's shape
+    # and a v1 payload, flat).
+    s.add_all([
+        OutboxMessage(topic="order:accepted", aggregate_id=str(own.id),
+                      payload={"event": "order:accepted", **order_snapshot(own)},
+                      published_at=now),
+        Notification(recipient_id=provider.id, order_id=own.id, kind="order",
+                     event="order:accepted", event_id=f"a-{own.id}",
+                     payload={"order": public_order_view(own)}),
+        Notification(recipient_id=provider.id, order_id=own.id, kind="invitation",
+                     event="match:invited", event_id=f"v1-{own.id}",
+                     payload={"orderId": str(own.id), "title": own.title,
+                              "latitude": LATITUDE, "longitude": LONGITUDE,
+                              "serviceRadius": 500}),
     ])
     stream = StreamSession(order_id=served.id, provider_id=person.id, playback_id="b" * 40,
                            status="ended", client_id="17", started_at=now - timedelta(hours=1),
@@ -320,7 +337,12 @@ def test_erasure_leaves_nothing_that_names_the_person(client: FlaskClient,
     assert served["title"] == "Harbour at dusk"  # the creator's words, not the person's
     [message] = after["order_messages"]
     assert message["body"] is None and message["deleted_at"] is not None
-    assert [n["recipient_id"] for n in after["notifications"]] == [world.creator]
+    assert sorted(n["event_id"][:2] for n in after["notifications"]) == ["a-", "m-", "v1"]
+    assert {n["recipient_id"] for n in after["notifications"]} == {world.creator,
+                                                                   world.provider}
+    copy = next(n for n in after["notifications"] if n["event_id"].startswith("a-"))
+    assert copy["payload"]["order"]["title"] == "[erased]"
+    assert copy["payload"]["order"]["location"]["latitude"] == 38.7
     assert after["order_dispatches"][0]["current_match_id"] is None
     assert len(after["stream_sessions"]) == 1 and len(after["stream_segments"]) == 1
 
