@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from api import docs
@@ -49,7 +50,7 @@ def site(app: Flask) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def operations(app: Flask) -> int:
-    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    spec = FlaskClient(app).get("/api/v1/openapi.json").get_json()
     return sum(1 for item in spec["paths"].values() for method in item if method in HTTP_METHODS)
 
 

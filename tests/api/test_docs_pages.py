@@ -1,5 +1,8 @@
 """The API docs pages as HTTP answers: same-origin assets only, a strict CSP, the bundles
-served by the service itself, and a page that says what is missing before the build ran."""
+served by the service itself, and a page that says what is missing before the build ran.
+
+Plain ``FlaskClient(app)``: the shared ``client`` fixture leaves its own client class on the
+session's app."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import re
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from api import docs
 
@@ -17,7 +21,7 @@ def _policy(header: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("path", ["/api/v1/docs", "/api/v1/redoc"])
 def test_the_pages_load_nothing_from_elsewhere(app: Flask, path: str) -> None:
-    response = app.test_client().get(path)
+    response = FlaskClient(app).get(path)
     assert response.status_code == 200 and response.mimetype == "text/html"
     html = response.get_data(as_text=True)
     # Every src/href is a path on this origin (or the empty data: icon).
@@ -33,7 +37,7 @@ def test_the_pages_load_nothing_from_elsewhere(app: Flask, path: str) -> None:
 
 
 def test_redoc_gets_a_fresh_style_nonce_per_response(app: Flask) -> None:
-    client = app.test_client()
+    client = FlaskClient(app)
     nonces = []
     for _ in range(2):
         response = client.get("/api/v1/redoc")
@@ -54,7 +58,7 @@ def test_redoc_gets_a_fresh_style_nonce_per_response(app: Flask) -> None:
     ("/api/v1/docs/assets/docs/redoc-init.js", "text/javascript"),
 ])
 def test_the_assets_are_served_here(app: Flask, path: str, mimetype: str) -> None:
-    response = app.test_client().get(path)
+    response = FlaskClient(app).get(path)
     assert response.status_code == 200
     assert response.mimetype == mimetype
     assert len(response.get_data()) > 100
@@ -63,6 +67,6 @@ def test_the_assets_are_served_here(app: Flask, path: str, mimetype: str) -> Non
 def test_without_the_build_the_page_says_what_is_missing(
         app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(docs, "SWAGGER_UI_FILES", ("vendor/not-installed.js",))
-    html = app.test_client().get("/api/v1/docs").get_data(as_text=True)
+    html = FlaskClient(app).get("/api/v1/docs").get_data(as_text=True)
     assert 'id="docs-missing"' in html and "scripts/ensure_web_assets.sh" in html
     assert "swagger-ui-bundle.js" not in html

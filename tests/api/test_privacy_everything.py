@@ -6,12 +6,14 @@ accounts, places), the rows that stay point at the anonymised account only where
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -46,6 +48,7 @@ from domain.audit import AuditEventType
 from domain.events import order_snapshot
 from domain.money import FeeSplit
 from domain.payments import ledger
+from domain.presence_store import LocationStore, PresenceRegistry, ProviderLocation
 from domain.privacy import Rule
 from domain.projections import public_order_view
 from tests.auth_helpers import auth_headers
@@ -296,8 +299,15 @@ def test_the_export_has_a_section_for_everything(client: FlaskClient, db_session
 
 
 def test_erasure_leaves_nothing_that_names_the_person(client: FlaskClient,
-                                                     db_session: Session,
-                                                     world: World) -> None:
+                                                     db_session: Session, world: World,
+                                                     redis_client: redis.Redis) -> None:
+    # Live in Redis too: available, with a position.
+    here = ProviderLocation(latitude=LATITUDE, longitude=LONGITUDE, accuracy_m=5.0,
+                            recorded_at=utcnow())
+    locations, registry = LocationStore(redis_client, 300), PresenceRegistry(redis_client)
+    locations.save(world.person, here)
+    registry.go_online(world.person, {"verified": True}, here, time.time())
+    assert registry.profile(world.person) is not None
     before = _all_rows(db_session)
     assert _naming(before, MARK, IP, *PLACES)  # the scan finds them while they are there
     balances_before = _ledger_balances(db_session)
@@ -310,6 +320,7 @@ def test_erasure_leaves_nothing_that_names_the_person(client: FlaskClient,
 
     after = _all_rows(db_session)
     assert _naming(after, MARK, IP, *PLACES) == {}
+    assert locations.latest(world.person) is None and registry.profile(world.person) is None
     # What still points at the account is only what the rules keep (pseudonymised).
     kept = _pointing_at(after, world.person)
     assert kept, "the money records and shared history stay"
