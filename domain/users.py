@@ -332,13 +332,15 @@ def erase(session: Session, user: User, *, password: str) -> None:
     Table by table as ``domain.privacy.TABLES`` says: what is the person's alone is deleted;
     what a counterparty or the law still needs (orders, messages, payments, the ledger) stays
     with its personal text removed. The user row stays, anonymised, because those records
-    point at it. Refused while orders or applications are still open or money is still moving:
-    others depend on them, so they must be finished or cancelled first.
+    point at it. Refused while orders or applications are still open, money is still moving or
+    an auto-dispatch offer is held: others depend on them, so they must be finished, cancelled
+    or declined first.
     """
     _require_password(user, password)
     obligations = queries.open_obligations(session, user.id)
     obligations["unsettledPayments"] = personal_data.unsettled_payments(
         session, user.id, OPEN_ESCROW_STATES)
+    obligations["openOffers"] = personal_data.open_offers(session, user.id)
     if any(obligations.values()):
         raise Conflict("Finish or cancel your open orders and applications first.",
                        code="ERASURE_BLOCKED", details=obligations)

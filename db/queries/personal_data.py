@@ -122,6 +122,15 @@ def unsettled_payments(session: Session, user_id: uuid.UUID, open_states: Iterab
     return int(count or 0)
 
 
+def open_offers(session: Session, user_id: uuid.UUID) -> int:
+    """Auto-dispatch offers the provider holds right now. Erasure waits for them (deleting the
+    offer would leave the creator's dispatch waiting for an answer that never comes): the
+    provider declines, or the offer lapses within its minute or so."""
+    count = session.scalar(select(func.count()).select_from(OrderMatch).where(
+        OrderMatch.provider_id == user_id, OrderMatch.status == "offered"))
+    return int(count or 0)
+
+
 def delete_owned(session: Session, user_id: uuid.UUID) -> dict[str, int]:
     """Delete the rows that are the user's alone and that no money record needs; returns the
     count per table. Matches go before notifications would cascade from them anyway."""

@@ -370,7 +370,7 @@ def test_erasure_waits_for_money_still_moving(client: FlaskClient, db_session: S
     assert response.status_code == 409
     assert response.json["error"]["code"] == "ERASURE_BLOCKED"
     assert response.json["error"]["details"] == {"openOrders": 0, "pendingApplications": 0,
-                                                 "unsettledPayments": 1}
+                                                 "unsettledPayments": 1, "openOffers": 0}
     assert db_session.get(PayoutAccount, db_session.scalars(select(PayoutAccount.id).where(
         PayoutAccount.user_id == world.person)).one()) is not None
 
@@ -387,3 +387,16 @@ def test_a_refund_still_due_also_waits(client: FlaskClient, db_session: Session,
     assert response.status_code == 409
     assert response.json["error"]["details"]["unsettledPayments"] == 1
 
+
+
+def test_erasure_waits_for_an_offer_held(client: FlaskClient, db_session: Session,
+                                         world: World) -> None:
+    match = db_session.scalars(select(OrderMatch).where(
+        OrderMatch.provider_id == world.person)).one()
+    match.status = "offered"  # auto-dispatch is waiting for the person's answer
+    db_session.commit()
+    person = db_session.get(UserFactory._meta.model, world.person)
+    assert person is not None
+    response = client.delete(ME, headers=auth_headers(person), json={"password": PASSWORD})
+    assert response.status_code == 409
+    assert response.json["error"]["details"]["openOffers"] == 1
