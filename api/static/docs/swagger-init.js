@@ -7,7 +7,8 @@
     url: root.dataset.specUrl,
     dom_id: "#swagger-ui",
     deepLinking: true,
-    // The default sends the spec to validator.swagger.io for a badge: nothing leaves here.
+    // By default a spec served from anywhere but localhost is sent to validator.swagger.io
+    // for a badge: nothing leaves here.
     validatorUrl: null,
   });
 })();
