@@ -57,4 +57,6 @@ def test_two_beats_do_not_double_the_schedule(pg_url: str, tmp_path: Path) -> No
         client.flushdb()
     assert lock_holder, "one beat holds the lock"
     assert 1 <= sent["events.drain_outbox"] <= 2, sent
-    assert all(count <= 2 for count in sent.values()), sent
+    # Every 10 s task at most twice; streams.sample_stats (every 5 s) at most five times.
+    assert all(count <= (5 if name == "streams.sample_stats" else 2)
+               for name, count in sent.items()), sent
