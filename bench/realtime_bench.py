@@ -457,10 +457,21 @@ def recovery(fleet: FleetProcess, plan: Plan, args: argparse.Namespace) -> dict[
         push(n)
         n += 1
         time.sleep(min(1.0, max(0.0, args.gap - (time.monotonic() - started))))
+    gap = time.monotonic() - started
     reconnected = fleet.call(op="reconnect", group="recovery")
-    time.sleep(3.0)
-    out: dict[str, Any] = {"gap_s": time.monotonic() - started, "events": len(pushed),
-                           "reconnected": reconnected["ok"], "errors": reconnected["errors"]}
+    # Until every reconnected socket holds every event (or 60 s): how long recovery takes.
+    complete_s = None
+    while time.monotonic() - started - gap < 60:
+        seen = fleet.call(op="seen", group="recovery", prefix="rec-")["seen"]
+        if all(set(pushed) <= set(ids) for ids in seen):
+            complete_s = time.monotonic() - started - gap
+            break
+        time.sleep(0.25)
+    time.sleep(1.0)
+    out: dict[str, Any] = {"gap_s": round(gap, 1), "events": len(pushed),
+                           "reconnected": reconnected["ok"], "errors": reconnected["errors"],
+                           "reconnect_s": round(reconnected["seconds"], 2),
+                           "all_delivered_after_s": complete_s and round(complete_s, 2)}
     for group in ("recovery", "live"):
         seen = fleet.call(op="seen", group=group, prefix="rec-")["seen"]
         missing = sum(len(set(pushed) - set(ids)) for ids in seen)
