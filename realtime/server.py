@@ -63,7 +63,7 @@ class Client:
     location_window: list[float] = field(default_factory=list)
     #: Its denylist entry and its account's generation copy, built once: the revocation
     #: check asks for them every half second for every socket.
-    revocation_keys: tuple[str, str] = ("", "")
+    revocation_keys: tuple[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.revocation_keys = (DENYLIST_PREFIX + self.jti, generations.key(self.user_id))
