@@ -21,7 +21,8 @@ Variants, each its own server process, one after the other, with the same fleet:
   and pings and nothing of ours: the baseline of memory, idle CPU and fan-out;
 - ``shipped``: ours as it shipped before this benchmark (permessage-deflate on, pings 20/20 s,
   no GC tuning), for the before/after;
-- ``nodeflate``, ``gc``, ``ping``: one change each on top of ``shipped``;
+- ``nodeflate``, ``gc``: one change each on top of ``shipped``; ``ping25``: the Procfile with
+  python-socketio's default heartbeat (25 s / 20 s);
 - ``procfile``: the Procfile's command and the settings' defaults as they are now. The order
   chain (``POST /orders`` -> the rank-1 provider's socket, a real Celery worker) and recovery
   (a forced disconnect of ``--gap`` seconds) run on this one, the last.
