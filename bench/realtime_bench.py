@@ -369,8 +369,10 @@ def run_variant(name: str, variant: Variant, db_url: str, plan: Plan, fleet: Fle
             out["orders"] = order_chain(fleet, db_url, plan, args)
             out["recovery"] = recovery(fleet, plan, args)
     finally:
-        fleet.call(op="close")
-        server.stop()
+        try:
+            fleet.call(op="close")
+        finally:  # never leave a server behind, even when the fleet has died
+            server.stop()
     return out
 
 
