@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-test
 	bash scripts/ensure_services.sh
 	$(BIN)/python -m bench.matching_bench
 	$(BIN)/python -m bench.matching_e2e_bench
+	$(BIN)/python -m bench.realtime_bench
 	$(BIN)/python -m bench.analytics_bench
 	$(BIN)/python -m bench.cache_bench
 	$(BIN)/python -m bench.api_bench

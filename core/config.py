@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     realtime_port: int = Field(default=8001, ge=1, le=65535)
     realtime_retention_s: int = Field(default=300, ge=10, le=86_400)
     realtime_revocation_check_s: float = Field(default=0.5, gt=0, le=10)
+    # Engine.IO heartbeat: a dead client is noticed within interval + timeout. Every ping is a
+    # wake-up per socket, so with ten thousand held sockets it is idle CPU (docs/benchmarks.md).
+    realtime_ping_interval_s: int = Field(default=20, ge=1, le=300)
+    realtime_ping_timeout_s: int = Field(default=20, ge=1, le=300)
+    # Freeze what start-up allocated out of the cyclic GC and collect less often: with ten
+    # thousand sockets a full collection walks every one of them (docs/benchmarks.md).
+    realtime_gc_tuning: bool = True
     # Order chat (docs/realtime.md, "Chat").
     chat_message_max_chars: int = Field(default=2000, ge=1, le=10_000)
 

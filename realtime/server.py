@@ -61,6 +61,12 @@ class Client:
     generation: int
     pid: str
     location_window: list[float] = field(default_factory=list)
+    #: Its denylist entry and its account's generation copy, built once: the revocation
+    #: check asks for them every half second for every socket.
+    revocation_keys: tuple[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.revocation_keys = (DENYLIST_PREFIX + self.jti, generations.key(self.user_id))
 
 
 @dataclass
@@ -92,13 +98,15 @@ class _RecoveringServer(socketio.AsyncServer):
         if handshake is None:
             return
         sid = pkt.data["sid"]
+        # The socket is this process's own: straight to it, not a round trip through the
+        # Redis channel per event (a reconnect after two minutes replays a hundred).
         for offset, event in handshake.replay:
-            await self.emit(event["event"], (event, offset), to=sid)
+            await self.emit(event["event"], (event, offset), to=sid, ignore_queue=True)
         if handshake.sync_required:
             await self.emit("sync:required", {
                 "reason": "Some events are older than the replay window; catch up with "
                           "GET /api/v1/notifications.",
-                "notifications": "/api/v1/notifications"}, to=sid)
+                "notifications": "/api/v1/notifications"}, to=sid, ignore_queue=True)
 
 
 class RealtimeServer:
@@ -111,7 +119,8 @@ class RealtimeServer:
                                                       channel=SOCKETIO_CHANNEL),
             cors_allowed_origins=cors_allowed_origins, logger=False, engineio_logger=False,
             # A dead client is noticed within ping_interval + ping_timeout.
-            ping_interval=20, ping_timeout=20, max_http_buffer_size=64 * 1024)
+            ping_interval=settings.realtime_ping_interval_s,
+            ping_timeout=settings.realtime_ping_timeout_s, max_http_buffer_size=64 * 1024)
         self.sio.handshakes = {}
         self.clients: dict[str, Client] = {}
         self._watch: asyncio.Task[None] | None = None
@@ -272,9 +281,7 @@ class RealtimeServer:
         if not clients:
             return []
         now = time.time()
-        keys = []
-        for _, c in clients:
-            keys += [DENYLIST_PREFIX + c.jti, generations.key(c.user_id)]
+        keys = [key for _, c in clients for key in c.revocation_keys]
         values = self.services.redis.mget(keys)
         cut = []
         for i, (sid, c) in enumerate(clients):

@@ -174,7 +174,8 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         # One process holds every socket: no balancer, so no sticky sessions needed.
         supervisor.start("realtime", [python, "-m", "uvicorn", "realtime.asgi:app",
                                       "--host", "127.0.0.1", "--port", str(realtime_port),
-                                      "--timeout-graceful-shutdown", "5"])
+                                      "--timeout-graceful-shutdown", "5",
+                                      "--ws-per-message-deflate", "false"])
         # No gunicorn access log: its request line carries query strings (positions); the
         # app's own access line (api/request_hooks.py) logs the path only.
         supervisor.start("worker", [python, "-m", "celery", "-A", "celery_app", "worker",

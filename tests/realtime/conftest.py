@@ -42,7 +42,9 @@ def start_server(database_url: str, log: Path, **extra: str) -> tuple[subprocess
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "realtime.asgi:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning",
+         # As the Procfile: no per-socket zlib contexts (docs/benchmarks.md, issue 12).
+         "--ws-per-message-deflate", "false"],
         cwd=PROJECT_ROOT, env=server_env(database_url, **extra),
         stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
