@@ -33,6 +33,8 @@ class AuditEventType(StrEnum):
     DATA_EXPORTED = "user.data_exported"
     ERASED = "user.erased"
     VERIFICATION_DECIDED = "admin.verification_decided"
+    REFRESH_TOKEN_REUSED = "auth.refresh_token_reused"
+    TIER_CHANGED = "admin.tier_changed"
 
 
 def record(

@@ -86,10 +86,6 @@ class TokenPairSchema(Schema):
     refreshToken = fields.String()
 
 
-class AccessTokenSchema(Schema):
-    accessToken = fields.String()
-
-
 class LogoutSchema(Schema):
     refreshToken = fields.String(validate=validate.Length(max=4096))
 
@@ -158,3 +154,7 @@ class VerificationDecisionSchema(Schema):
                                                   VerificationStatus.REJECTED]))
     reason = fields.String(load_default=None, allow_none=True,
                            validate=validate.Length(max=500))
+
+
+class TierSchema(Schema):
+    tier = fields.String(required=True, validate=validate.OneOf(["standard", "premium"]))
