@@ -12,6 +12,7 @@ from api.smorest import Schema
 from core.enums import UserRole, VerificationStatus
 from db.models import User
 from domain.permissions import sorted_permissions
+from domain.tiers import Tier
 from domain.users import SELF_SERVICE_ROLES, normalise_email
 
 
@@ -157,4 +158,5 @@ class VerificationDecisionSchema(Schema):
 
 
 class TierSchema(Schema):
-    tier = fields.String(required=True, validate=validate.OneOf(["standard", "premium"]))
+    tier = fields.String(required=True, validate=validate.OneOf([t.value for t in Tier]),
+                         metadata={"description": "The rate-limit tier (docs/auth.md)"})
