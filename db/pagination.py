@@ -33,7 +33,7 @@ class Page(Generic[T]):
     has_previous_page: bool
     next_cursor: str | None
     previous_cursor: str | None
-    total_count: int
+    total_count: int | None  # None where counting costs more than the page (nearby)
 
 
 class CursorCodec:

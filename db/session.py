@@ -24,7 +24,7 @@ from db.backends.postgres import PostgresBackend
 from db.backends.sqlite import SQLiteBackend
 
 if TYPE_CHECKING:
-    from db.queries.orders import NearbyAfter, NearbyRows
+    from db.queries.orders import NearbyAfter, NearbyOrder
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,8 @@ class Database:
             pooled.close()
 
     def find_pending_near(self, latitude: float, longitude: float, radius_m: float,
-                          limit: int, after: NearbyAfter | None = None) -> NearbyRows:
+                          limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
         """The nearby search for a read-only request, on the backend's fastest path (on
         PostgreSQL a driver cursor from ``dbapi_read``, outside the request's session)."""
         return self.queries.read_pending_near(self, latitude, longitude, radius_m, limit,

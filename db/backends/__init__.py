@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 if TYPE_CHECKING:
     from db.models import Base
-    from db.queries.orders import NearbyAfter, NearbyOrder, NearbyRows
+    from db.queries.orders import NearbyAfter, NearbyOrder
     from db.session import Database
 
 
@@ -60,9 +60,8 @@ class Backend(Protocol):
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
                           radius_m: float, limit: int, after: NearbyAfter | None = None
-                          ) -> NearbyRows:
-        """``find_pending_near`` for a read-only request, on the backend's fastest path, with
-        the number of pending orders in the radius (the page's ``totalCount``)."""
+                          ) -> list[NearbyOrder]:
+        """``find_pending_near`` for a read-only request, on the backend's fastest path."""
         ...
 
     def insert_ignoring_duplicates(self, model: type[Base],

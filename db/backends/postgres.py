@@ -46,7 +46,6 @@ from db.queries.orders import (
     USERS,
     NearbyAfter,
     NearbyOrder,
-    NearbyRows,
 )
 
 if TYPE_CHECKING:
@@ -83,8 +82,11 @@ def _is_served() -> Select[Any]:
 
 _POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
 _KNN = f"(o.location_point <-> {_POINT})"
-_IN_RADIUS = (f"o.status = '{OrderStatus.PENDING.value}' "
-              f"AND ST_DWithin(o.location_point, {_POINT}, %(radius)s, false)")
+
+
+def _in_radius(alias: str) -> str:
+    return (f"{alias}.status = '{OrderStatus.PENDING.value}' "
+            f"AND ST_DWithin({alias}.location_point, {_POINT}, %(radius)s, false)")
 
 
 @cache
@@ -98,7 +100,7 @@ def _nearby_sql(*, after: bool = False, ties: bool = False) -> str:
         f"SELECT {columns}, ST_Distance(o.location_point, {_POINT}, false) AS distance_m, "
         f"{_KNN} AS sort_m, u.username AS creator_name "
         f"FROM {ORDERS.name} AS o JOIN {USERS.name} AS u ON u.id = o.creator_id "
-        f"WHERE {_IN_RADIUS} "
+        f"WHERE {_in_radius('o')} "
     )
     if after:
         sql += (f"AND ({_KNN} > %(after_m)s "
@@ -110,9 +112,6 @@ def _nearby_sql(*, after: bool = False, ties: bool = False) -> str:
     return sql + f"ORDER BY {_KNN} LIMIT %(limit)s"
 
 
-@cache
-def _count_sql() -> str:
-    return f"SELECT count(*) FROM {ORDERS.name} AS o WHERE {_IN_RADIUS}"
 
 
 def _json_loads(data: str | bytes) -> Any:
@@ -125,8 +124,8 @@ def _json_loads(data: str | bytes) -> Any:
 
 
 def pending_near_on(connection: Any, latitude: float, longitude: float,
-                    radius_m: float, limit: int, after: NearbyAfter | None = None,
-                    *, count: bool = False) -> NearbyRows:
+                    radius_m: float, limit: int, after: NearbyAfter | None = None
+                    ) -> list[NearbyOrder]:
     """The nearby search on a psycopg connection (``Database.dbapi_read``, or a session's).
 
     ``ST_DWithin`` (GiST-indexed) + ``ST_Distance`` on the sphere, ordered by the KNN operator
@@ -157,15 +156,10 @@ def pending_near_on(connection: Any, latitude: float, longitude: float,
             tie = rows[-1].sort_m
             cursor.execute(_nearby_sql(after=after is not None, ties=True), params | {"tie": tie})
             rows = [row for row in rows if row.sort_m != tie] + cursor.fetchall()
-        total = 0
-        if count:
-            cursor.execute(_count_sql(), params)
-            counted = cursor.fetchone()
-            total = int(counted[0]) if counted is not None else 0
     rows.sort(key=lambda row: (row.sort_m, row.id))
-    return NearbyRows([NearbyOrder(order=row, distance_m=float(row.distance_m),
-                                   creator_name=row.creator_name, sort_m=float(row.sort_m))
-                       for row in rows[:limit]], total)
+    return [NearbyOrder(order=row, distance_m=float(row.distance_m),
+                        creator_name=row.creator_name, sort_m=float(row.sort_m))
+            for row in rows[:limit]]
 
 
 def _typed(table: Table, prefix: str, names: list[str]) -> list[ColumnElement[Any]]:
@@ -236,16 +230,15 @@ class PostgresBackend:
                           radius_m: float, limit: int, after: NearbyAfter | None = None
                           ) -> list[NearbyOrder]:
         return pending_near_on(session.connection().connection.dbapi_connection,
-                               latitude, longitude, radius_m, limit, after).rows
+                               latitude, longitude, radius_m, limit, after)
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
                           radius_m: float, limit: int, after: NearbyAfter | None = None
-                          ) -> NearbyRows:
+                          ) -> list[NearbyOrder]:
         # Outside any ORM session: a session's transaction bookkeeping, connection wrapper
         # and teardown were a tenth of this request's time.
         with database.dbapi_read() as connection:
-            return pending_near_on(connection, latitude, longitude, radius_m, limit, after,
-                                   count=True)
+            return pending_near_on(connection, latitude, longitude, radius_m, limit, after)
 
     def insert_ignoring_duplicates(self, model: type[Base],
                                    conflict_columns: Sequence[str]) -> Insert:

@@ -40,7 +40,6 @@ from db.queries.orders import (
     USERS,
     NearbyAfter,
     NearbyOrder,
-    NearbyRows,
 )
 
 if TYPE_CHECKING:
@@ -81,14 +80,6 @@ def _nearby(latitude: float, longitude: float, radius_m: float,
     return stmt.order_by(distance, ORDERS.c.id).limit(bindparam("limit", type_=Integer))
 
 
-def _count_near(latitude: float, longitude: float, radius_m: float) -> Select[Any]:
-    distance = func.taplive_distance_m(
-        ORDERS.c.latitude, ORDERS.c.longitude, literal(latitude), literal(longitude))
-    return select(func.count()).select_from(ORDERS).where(
-        ORDERS.c.status == OrderStatus.PENDING, _bbox_filter(latitude, longitude, radius_m),
-        distance <= radius_m)
-
-
 class SQLiteBackend:
     # SQLite's transactions are BEGIN IMMEDIATE (db.session._sqlite_begin): no autocommit
     # reader, every unit of work is a transaction.
@@ -122,12 +113,10 @@ class SQLiteBackend:
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
                           radius_m: float, limit: int, after: NearbyAfter | None = None
-                          ) -> NearbyRows:
+                          ) -> list[NearbyOrder]:
         # The request's own session: standalone mode has no hot path worth a second one.
-        session = database.session()
-        rows = self.find_pending_near(session, latitude, longitude, radius_m, limit, after)
-        total = session.connection().execute(_count_near(latitude, longitude, radius_m))
-        return NearbyRows(rows, int(total.scalar_one()))
+        return self.find_pending_near(database.session(), latitude, longitude, radius_m, limit,
+                                      after)
 
     def insert_ignoring_duplicates(self, model: type[Base],
                                    conflict_columns: Sequence[str]) -> Insert:

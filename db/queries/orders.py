@@ -43,12 +43,6 @@ class NearbyOrder:
 NearbyAfter = tuple[float, uuid.UUID]
 
 
-@dataclass(frozen=True)
-class NearbyRows:
-    rows: list[NearbyOrder]
-    total_count: int  # every pending order within the radius, as ``Page.total_count``
-
-
 def find_by_id(session: Session, order_id: uuid.UUID, *, for_update: bool = False) -> Order | None:
     """One order; ``for_update`` takes the row lock (PostgreSQL) so concurrent transitions of
     the same order queue up instead of racing (SQLite serialises writers anyway, and the
@@ -123,13 +117,15 @@ def page_pending_near(database: Database, codec: CursorCodec, latitude: float,
     """One page of the nearby search for a read-only request, nearest first, in the
     ``GET /orders`` envelope. The cursor is signed like every list's (``CursorCodec``); its
     key is the distance. Forward only: KNN scans run nearest first, so there is no previous
-    cursor (a client goes back to the first page by dropping the cursor)."""
+    cursor (a client goes back to the first page by dropping the cursor). No ``totalCount``
+    (None): counting every order in the radius is the work the KNN scan exists to skip, and
+    it made this statement five times dearer (docs/benchmarks.md)."""
     after = codec.decode_distance(cursor) if cursor else None
     found = database.find_pending_near(latitude, longitude, radius_m, limit + 1, after)
-    rows, has_next = found.rows[:limit], len(found.rows) > limit
+    rows, has_next = found[:limit], len(found) > limit
     return Page(items=rows, has_next_page=has_next, has_previous_page=after is not None,
                 next_cursor=codec.encode_distance(*rows[-1].key) if has_next else None,
-                previous_cursor=None, total_count=found.total_count)
+                previous_cursor=None, total_count=None)
 
 
 def insert_served_order(session: Session, order: dict[str, Any], history: dict[str, Any],

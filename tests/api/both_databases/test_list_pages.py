@@ -161,7 +161,8 @@ def test_nearby_pages_nearest_first_with_ties_at_the_page_edges(
     whole = call(client, "GET", "/orders/nearby", provider,
                  query_string=query | {"limit": 100}).json["data"]
     everything = [item["id"] for item in whole["items"]]
-    assert len(everything) == 13 and whole["pagination"]["totalCount"] == 13
+    # No count: it is the work the KNN scan skips (db/queries/orders.page_pending_near).
+    assert len(everything) == 13 and whole["pagination"]["totalCount"] is None
     assert whole["pagination"]["hasNextPage"] is False
     # Nearest first, ties (the venue) by id.
     expected = sorted((round(great_circle_m(*CENTRE, o.latitude, o.longitude), 3), str(o.id))
@@ -170,7 +171,7 @@ def test_nearby_pages_nearest_first_with_ties_at_the_page_edges(
     for limit in (1, 2, 3, 4):  # every page edge falls somewhere in the tie group
         seen, pages = _walk(client, provider, "/orders/nearby", limit=limit, **query)
         assert seen == everything, limit
-        assert all(p["totalCount"] == 13 for p in pages)
+        assert all(p["totalCount"] is None and p["previousCursor"] is None for p in pages)
         assert pages[0]["hasPreviousPage"] is False
         assert all(p["hasPreviousPage"] for p in pages[1:])
 
