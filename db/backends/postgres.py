@@ -139,21 +139,22 @@ def pending_near_on(connection: Any, latitude: float, longitude: float,
     datetimes, dict, list), the status as its text value.
 
     Pages are keyed by (KNN distance, id). The KNN scan returns rows in distance order but
-    ties (orders at one spot) in no particular order, so when the ``limit``-th row ties with
-    rows beyond it, the whole tie group is read (rare: equal distances to the metre's last
-    digit) and the rows are put in (distance, id) order before cutting at ``limit``; every
-    page then starts exactly where the one before ended."""
+    ties (orders at one spot) in no particular order, so one row more than ``limit`` is read:
+    when it ties with the ``limit``-th, the whole tie group is read too (a second statement,
+    only then: equal distances to the last digit mean the same spot), and the rows are put in
+    (distance, id) order before cutting at ``limit``. Every page then starts exactly where
+    the one before ended."""
     dbapi = cast("psycopg.Connection[Any]", connection)
     params: dict[str, Any] = {"lat": latitude, "lon": longitude, "radius": float(radius_m),
-                              "limit": limit}
+                              "limit": limit + 1}
     if after is not None:
         params.update(after_m=after[0], after_id=after[1])
     with dbapi.cursor(row_factory=namedtuple_row) as cursor:
         set_json_loads(_json_loads, cursor)
         cursor.execute(_nearby_sql(after=after is not None), params)
         rows: list[Any] = cursor.fetchall()
-        if rows and len(rows) == limit:
-            tie = rows[-1].sort_m
+        if len(rows) > limit and rows[limit].sort_m == rows[limit - 1].sort_m:
+            tie = rows[limit].sort_m
             cursor.execute(_nearby_sql(after=after is not None, ties=True), params | {"tie": tie})
             rows = [row for row in rows if row.sort_m != tie] + cursor.fetchall()
     rows.sort(key=lambda row: (row.sort_m, row.id))
