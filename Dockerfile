@@ -12,12 +12,13 @@ ARG PYTHON_IMAGE=python:3.11-slim
 ARG NODE_IMAGE=node:20-slim
 
 # --- web: the browser libraries the service serves itself (no CDN) ---------------------------
-# hls.js for the watch page, exactly as web/package-lock.json pins it (what
-# scripts/ensure_web_assets.sh does outside the image). Only the player file leaves this stage.
+# hls.js for the watch page, Swagger UI and Redoc for the API docs, exactly as
+# web/package-lock.json pins them (what scripts/ensure_web_assets.sh does outside the image; no
+# install scripts run). Only the bundle files leave this stage.
 FROM ${NODE_IMAGE} AS web
 WORKDIR /web
 COPY web/package.json web/package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm ci --no-audit --no-fund --ignore-scripts
 
 # --- builder: resolve and install everything into /opt/venv ---------------------------------
 FROM ${PYTHON_IMAGE} AS builder
@@ -42,8 +43,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # tree, only the installed packages (migrations ride along as package data).
 # .dockerignore is an allow-list, so only the packages named in pyproject.toml reach this COPY.
 COPY . .
-# The player goes in as package data (pyproject.toml), so the installed api package serves it.
+# The bundles go in as package data (pyproject.toml), so the installed api package serves them.
 COPY --from=web /web/node_modules/hls.js/dist/hls.min.js api/static/vendor/hls.min.js
+COPY --from=web /web/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+                /web/node_modules/swagger-ui-dist/swagger-ui.css \
+                /web/node_modules/redoc/bundles/redoc.standalone.js api/static/vendor/
 RUN pip install --no-cache-dir --no-deps . \
     && python -m compileall -q /opt/venv
 

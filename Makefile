@@ -32,7 +32,8 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy .
 
 # Every benchmark, each printing its own table (docs/benchmarks.md has the figures and setup).
-# Needs PostgreSQL+PostGIS and Redis as for `make test`, and wrk for the HTTP one.
+# Needs PostgreSQL+PostGIS and Redis as for `make test`, wrk for the HTTP one, and nginx with
+# libnginx-mod-rtmp plus ffmpeg for the stream one.
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash scripts/ensure_services.sh
@@ -41,6 +42,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.analytics_bench
 	$(BIN)/python -m bench.cache_bench
 	$(BIN)/python -m bench.api_bench
+	$(BIN)/python -m bench.stream_bench
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -33,6 +33,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
         orders,
         payments,
         providers,
+        recovery,
         streams,
         users,
         webhooks,
@@ -41,6 +42,7 @@ def _blueprints() -> list[tuple[Blueprint, str]]:
     return [
         (health.blp, ""),
         (auth.blp, "/api/v1/auth"),
+        (recovery.blp, "/api/v1/auth"),
         (users.blp, "/api/v1/users"),
         (admin_users.blp, "/api/v1/admin/users"),
         (orders.blp, "/api/v1/orders"),
@@ -77,10 +79,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc/bundles/redoc.standalone.js",
+        # /api/v1/docs and /api/v1/redoc are api.docs (served from this origin, no CDN): the
+        # pages flask-smorest would add (OPENAPI_SWAGGER_UI_PATH / OPENAPI_REDOC_PATH) stay off.
     )
     app.extensions["taplive"] = services
 
@@ -94,6 +94,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from api.watch import watch
 
     app.register_blueprint(watch)
+    # The API's documentation pages (Swagger UI, Redoc), with their assets, on this origin.
+    from api.docs import docs
+
+    app.register_blueprint(docs)
     register_error_handlers(app)
     register_request_hooks(app)
     init_auth(app, api, settings)

@@ -22,6 +22,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"expires": 9},
     },
+    # Safety net of the email outbox (domain/email_outbox.py): mails whose after-commit send
+    # was lost are sent; mails stuck mid-send are given up, never sent twice.
+    "notifications-sweep-email": {
+        "task": "notifications.sweep_email",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
     # A publisher that dropped and did not resume within STREAM_GRACE_S: the order completes.
     "streams-finish-idle": {
         "task": "streams.finish_idle",

@@ -115,8 +115,33 @@ class Settings(BaseSettings):
     rate_limit_register_account: str = "5 per 15 minutes"
     # Order chat: messages one user may post (all orders together).
     rate_limit_chat_messages: str = "30 per minute"
+    # Password reset and email verification requests: per client IP, and per email address
+    # (reset) or per user (a new verification mail). Counted whether or not the address has an
+    # account, so the limit itself tells a stranger nothing.
+    rate_limit_recovery_ip: str = "10 per 15 minutes"
+    rate_limit_recovery_account: str = "3 per 15 minutes"
     # Reverse proxies in front of the API whose X-Forwarded-For is trusted (0: use the peer).
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
+
+    # Account links and the mail that carries them (docs/auth.md, "Recovery"). The link is
+    # APP_PUBLIC_URL + the path, "{token}" replaced by the token.
+    app_public_url: str = "http://127.0.0.1:8000"
+    password_reset_path: str = Field(default="/reset-password?token={token}",
+                                     pattern=r"^/.*\{token\}")
+    email_verification_path: str = Field(default="/verify-email?token={token}",
+                                         pattern=r"^/.*\{token\}")
+    password_reset_ttl_s: int = Field(default=3600, ge=300, le=86_400)
+    email_verification_ttl_s: int = Field(default=172_800, ge=3600, le=30 * 86_400)
+    # Outgoing mail. No SMTP_HOST: mails are written to the log (standalone mode, development).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: str = Field(default="starttls", pattern="^(none|starttls|ssl)$")
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    email_sender: str = "TapLive <no-reply@taplive.invalid>"
+    # Sending attempts per mail before it is given up (temporary SMTP errors are retried).
+    email_max_attempts: int = Field(default=5, ge=1, le=20)
 
     # Payments (docs/payments.md). "offline" is the no-network emulator of standalone mode and
     # tests; production refuses it.
@@ -205,7 +230,8 @@ class Settings(BaseSettings):
     @field_validator(
         "rate_limit_anonymous", "rate_limit_authenticated", "rate_limit_premium",
         "rate_limit_login_ip", "rate_limit_login_account", "rate_limit_register_ip",
-        "rate_limit_register_account", "rate_limit_chat_messages",
+        "rate_limit_register_account", "rate_limit_chat_messages", "rate_limit_recovery_ip",
+        "rate_limit_recovery_account",
     )
     @classmethod
     def _parse_rate_limit(cls, value: str) -> str:

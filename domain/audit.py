@@ -33,6 +33,11 @@ class AuditEventType(StrEnum):
     DATA_EXPORTED = "user.data_exported"
     ERASED = "user.erased"
     VERIFICATION_DECIDED = "admin.verification_decided"
+    PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
+    PASSWORD_RESET_MAILED = "auth.password_reset_mailed"
+    PASSWORD_RESET = "user.password_reset"
+    EMAIL_VERIFICATION_SENT = "user.email_verification_sent"
+    EMAIL_VERIFIED = "user.email_verified"
     REFRESH_TOKEN_REUSED = "auth.refresh_token_reused"
     TIER_CHANGED = "admin.tier_changed"
 

@@ -45,6 +45,10 @@ class LocationStore:
         pipe.execute()
         return True
 
+    def forget(self, provider_id: uuid.UUID) -> None:
+        """Drop the provider's position now (account erasure), not when it expires."""
+        self._redis.delete(KEY.format(provider_id))
+
     def latest(self, provider_id: uuid.UUID) -> ProviderLocation | None:
         raw = self._redis.hgetall(KEY.format(provider_id))
         if not raw:

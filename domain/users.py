@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,13 +32,15 @@ from core.errors import (
 )
 from db.models import User
 from db.queries import messages as message_queries
+from db.queries import personal_data
 from db.queries import users as queries
 from db.session import note_for_commit
 from db.types import utcnow
-from domain import audit, messages
+from domain import audit, messages, privacy
 from domain.audit import AuditEventType
 from domain.events import ORDER_VIEW_CHANGED
 from domain.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from domain.payments.escrow import EscrowState
 from domain.permissions import PROVIDER_ROLES, sorted_permissions
 
 #: Roles anyone may pick at registration; admins are only made by an operator (CLI).
@@ -47,6 +50,10 @@ USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,49}$")
 ERASED_PREFIX = "deleted-"
 PROFILE_MAX_BYTES = 16_384
 INVALID_CREDENTIALS = "The email or password is incorrect."
+#: Escrows in these states still move money, so erasure waits for them (settling needs the
+#: payee's payout account, a refund the payer's processor customer).
+OPEN_ESCROW_STATES = (EscrowState.AWAITING_AUTHORIZATION, EscrowState.AUTHORIZED,
+                      EscrowState.CAPTURED, EscrowState.SETTLING)
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,10 @@ def _context_words(username: str, email: str) -> list[str]:
 
 def register(
     session: Session, *, username: str, email: str, password: str, role: UserRole,
-    policy: PasswordPolicy,
+    policy: PasswordPolicy, on_created: Callable[[Session, User], None] | None = None,
 ) -> User:
+    """``on_created(session, user)`` runs in the registration's transaction (the API queues
+    the email-verification mail there, so the account and its mail commit together)."""
     email = normalise_email(email)
     if role not in SELF_SERVICE_ROLES:
         raise ValidationFailed("This role cannot be chosen.", details={"role": [
@@ -126,6 +135,8 @@ def register(
     except IntegrityError as exc:  # a concurrent registration won the race
         session.rollback()
         raise _already_used(["username", "email"]) from exc
+    if on_created is not None:
+        on_created(session, user)
     audit.record(session, AuditEventType.REGISTERED, actor_id=user.id,
                  details={"role": str(role)})
     session.commit()
@@ -252,6 +263,22 @@ def change_password(
     return user
 
 
+def reset_password(session: Session, user: User, *, new: str, policy: PasswordPolicy) -> None:
+    """Set a password without the current one (the caller has redeemed a reset link, which
+    also proves the address) and revoke every token of the account. Same rules as
+    registration. The caller commits, together with the link it redeemed."""
+    try:
+        check_password(new, policy, user_inputs=_context_words(user.username, user.email))
+    except ValidationFailed as exc:
+        exc.details = {"newPassword": exc.details["password"]}
+        raise
+    user.password_hash = hash_password(new)
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+    revoke_tokens(session, user)
+    audit.record(session, AuditEventType.PASSWORD_RESET, actor_id=user.id)
+
+
 # ------------------------------------------------------------------------ GDPR rights
 
 
@@ -275,23 +302,51 @@ def _row(obj: Any, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
 
 
 def export_data(session: Session, user: User) -> dict[str, Any]:
-    """Everything stored about the user (GDPR art. 15/20), as one JSON document."""
+    """Everything stored about the user (GDPR art. 15/20), as one JSON document: a section per
+    kind of record (``domain.privacy.TABLES`` says which tables hold the person's data)."""
     audit.record(session, AuditEventType.DATA_EXPORTED, actor_id=user.id)
     session.commit()
+    uid = user.id
+    streams = personal_data.stream_sessions_of(session, uid)
     return {
         "exportedAt": utcnow().isoformat(),
         "user": _row(user, exclude=frozenset({"password_hash"})),
         "permissions": sorted_permissions(user.role),
-        "orders": [_row(o) for o in queries.orders_of(session, user.id)],
-        "applications": [_row(a) for a in queries.applications_of(session, user.id)],
-        "payments": [_row(p) for p in queries.payments_of(session, user.id)],
-        "auditEvents": [_row(e) for e in queries.audit_events_of(session, user.id)],
-        "orderEvents": [_row(e) for e in queries.order_events_of(session, user.id)],
+        "orders": [_row(o) for o in queries.orders_of(session, uid)],
+        "applications": [_row(a) for a in queries.applications_of(session, uid)],
+        "payments": [_row(p) for p in queries.payments_of(session, uid)],
+        "paymentEscrows": [_row(e) for e in personal_data.escrows_of(session, uid)],
+        "paymentCustomers": [_row(c) for c in personal_data.payment_customers_of(session, uid)],
+        "paymentMethods": [_row(m) for m in personal_data.payment_methods_of(session, uid)],
+        "payoutAccounts": [_row(a) for a in personal_data.payout_accounts_of(session, uid)],
+        "locationHistory": [_row(s) for s in personal_data.location_history_of(session, uid)],
+        "geofenceStates": [_row(g) for g in personal_data.geofence_states_of(session, uid)],
+        "notifications": [_row(n) for n in personal_data.notifications_of(session, uid)],
+        "matches": [_row(m) for m in personal_data.matches_of(session, uid)],
+        "assignments": [_row(a) for a in personal_data.assignments_of(session, uid)],
+        "streamSessions": [_row(s) for s in streams],
+        "streamSegments": [_row(s) for s in personal_data.stream_segments_of(
+            session, (s.id for s in streams))],
+        "idempotencyRecords": [
+            _row(r, exclude=frozenset({"request_hash", "response_body"}))
+            for r in personal_data.idempotency_records_of(session, uid)],
+        # Sign-ins (refresh-token families): when, how often refreshed, how they ended.
+        "refreshTokenFamilies": [
+            _row(f, exclude=frozenset({"current_jti"}))
+            for f in personal_data.refresh_families_of(session, uid)],
+        "auditEvents": [_row(e) for e in queries.audit_events_of(session, uid)],
+        "orderEvents": [_row(e) for e in queries.order_events_of(session, uid)],
         # The conversations the user takes part in (what the chat shows them), both sides.
-        "messages": [_row(m) for m in message_queries.conversations_of(session, user.id)],
+        "messages": [_row(m) for m in message_queries.conversations_of(session, uid)],
         "notes": {
             "password": "Stored only as a salted bcrypt hash, which is not exported.",
             "lastActiveAt": "Recorded at most a minute late (activity is batched).",
+            "streamKeys": "Stream keys are derived when needed and never stored: the stream "
+                          "sessions list what the streams did, not their keys.",
+            "idempotencyRecords": "The responses remembered for retried requests are copies "
+                                  "of records exported in the other sections.",
+            "livePosition": "The latest position of an available provider is held in memory "
+                            "for minutes only; the sampled history is locationHistory.",
         },
     }
 
@@ -299,13 +354,18 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
 def erase(session: Session, user: User, *, password: str) -> None:
     """Erase the user's personal data (GDPR art. 17) and end every session.
 
-    The row stays, anonymised, because payment_transactions (kept for the legal retention of
-    accounting records) and the counterparties' orders point at it. Refused while orders or
-    applications are still open: others depend on them, so they must be finished or cancelled
-    first.
+    Table by table as ``domain.privacy.TABLES`` says: what is the person's alone is deleted;
+    what a counterparty or the law still needs (orders, messages, payments, the ledger) stays
+    with its personal text removed. The user row stays, anonymised, because those records
+    point at it. Refused while orders or applications are still open, money is still moving or
+    an auto-dispatch offer is held: others depend on them, so they must be finished, cancelled
+    or declined first.
     """
     _require_password(user, password)
     obligations = queries.open_obligations(session, user.id)
+    obligations["unsettledPayments"] = personal_data.unsettled_payments(
+        session, user.id, OPEN_ESCROW_STATES)
+    obligations["openOffers"] = personal_data.open_offers(session, user.id)
     if any(obligations.values()):
         raise Conflict("Finish or cancel your open orders and applications first.",
                        code="ERASURE_BLOCKED", details=obligations)
@@ -318,12 +378,19 @@ def erase(session: Session, user: User, *, password: str) -> None:
     user.verification_reason = None
     user.last_active_at = None
     user.is_premium = False
+    user.email_verified_at = None
     user.erased_at = now
     revoke_tokens(session, user)
     audit.record(session, AuditEventType.ERASED, actor_id=user.id)
     session.flush()
     queries.scrub_free_text(session, user.id)  # after the event above, so it loses its IP too
+    queries.forget_mail(session, user.id)
+    personal_data.pseudonymise_orders(session, user.id)
+    privacy.scrub_order_copies(session, user.id)
+    personal_data.forget_processor_refs(session, user.id)
     messages.erase_sent_by(session, user.id, now)
+    # After the chat scrub, which rewrites the notifications that carried the bodies.
+    personal_data.delete_owned(session, user.id)
     # The scrub rewrites orders the API may hold cached for their counterparties.
     note_for_commit(session, ORDER_VIEW_CHANGED, ("*",))
     session.commit()

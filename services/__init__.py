@@ -20,6 +20,7 @@ import redis
 from sqlalchemy.orm import Session
 
 from core.config import Settings
+from core.mailer import Mailer, make_mailer
 from core.notifier import Notifier, SocketIONotifier, order_room
 from core.publisher import EventPublisher, RedisEventPublisher
 from core.redis import make_redis
@@ -68,6 +69,11 @@ class Services:
     def generations(self) -> GenerationRegister:
         """The Redis copy of token generations the verifier reads (and commits publish to)."""
         return self.token_verifier.generations
+
+    @property
+    def mailer(self) -> Mailer:
+        """SMTP, or the log without SMTP_HOST (cheap: one connection per mail anyway)."""
+        return make_mailer(self.settings)
 
     @property
     def presence(self) -> PresenceRegistry:

@@ -2,6 +2,7 @@
 
 from tasks import (  # noqa: F401  (registers the tasks with the current app)
     events,
+    mail,
     maintenance,
     matching,
     notifications,

@@ -186,8 +186,9 @@ class _ExpiringClient(FlaskClient):
 
 @pytest.fixture
 def client(app: Flask, db_session: Session) -> FlaskClient:
-    app.test_client_class = _ExpiringClient
-    test_client = app.test_client()
+    # Made directly, not through app.test_client_class: the app is shared by the session, and
+    # setting its class would leave later tests' test_client() without a test_session.
+    test_client = _ExpiringClient(app, app.response_class, use_cookies=True)
     test_client.test_session = db_session  # type: ignore[attr-defined]
     return test_client
 
@@ -234,8 +235,8 @@ class _CommittingClient(FlaskClient):
 def committed_client(committed_app: Flask, committed_session: Session) -> FlaskClient:
     """A client of ``committed_app`` (PostgreSQL, then SQLite): for HTTP tests that must hold
     on both databases through the same read path as production."""
-    committed_app.test_client_class = _CommittingClient
-    test_client = committed_app.test_client()
+    test_client = _CommittingClient(committed_app, committed_app.response_class,
+                                    use_cookies=True)
     test_client.test_session = committed_session  # type: ignore[attr-defined]
     return test_client
 

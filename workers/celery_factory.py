@@ -57,6 +57,8 @@ def make_celery(services: Services, name: str = "taplive") -> TapLiveCelery:
     celery.autodiscover_tasks(["tasks"], related_name=None, force=True)
     import workers.celery_signals  # noqa: F401  (connects the request-id signals)
     from tasks.events import kick_after_commit
+    from tasks.mail import send_after_commit
 
     services.db.on_commit(partial(kick_after_commit, celery, services.redis))
+    services.db.on_commit(partial(send_after_commit, celery))
     return celery

@@ -6,7 +6,9 @@
   access token; anything else (refused, a refresh token, Redis down) counts as anonymous.
 * Brute-force guards on top, declared by a view with ``rate_limit_guards = ("login",)``:
   ``register`` (per IP, per email), ``login`` (per IP; per email counting failed attempts only,
-  so a user who signs in often is never locked out), ``password`` (per user, failed attempts).
+  so a user who signs in often is never locked out), ``password`` (per user, failed attempts),
+  ``recovery`` (reset requests per IP and per email), ``link`` (redeeming a mailed link, per
+  IP), ``verification-mail`` (per user).
   ``chat`` (per user, POST only) keeps one person from flooding an order's chat.
 * A breach is 429 in the envelope with ``Retry-After`` and ``X-RateLimit-Limit/Remaining/Reset``.
 * If Redis is down, limits fall back to per-process memory instead of failing requests.
@@ -108,6 +110,19 @@ def guards(settings: Settings) -> dict[str, list[Guard]]:
         "password": [
             Guard(settings.rate_limit_login_account, _principal_key, "password",
                   _failed_with(403)),
+        ],
+        # Reset requests: per IP, and per email address whether or not it has an account.
+        "recovery": [
+            Guard(settings.rate_limit_recovery_ip, _ip_key, "recovery-ip"),
+            Guard(settings.rate_limit_recovery_account, _account_key, "recovery-account"),
+        ],
+        # Redeeming a mailed link (reset, verification): guessing is hopeless (256-bit
+        # secrets), but a client hammering the endpoint is still a client to slow down.
+        "link": [
+            Guard(settings.rate_limit_login_ip, _ip_key, "link-ip"),
+        ],
+        "verification-mail": [
+            Guard(settings.rate_limit_recovery_account, _principal_key, "verification-mail"),
         ],
         "chat": [
             Guard(settings.rate_limit_chat_messages, _principal_key, "chat-post",

@@ -20,7 +20,7 @@ from api.services import services
 from api.smorest import Blueprint
 from core.enums import UserRole
 from core.metrics import USER_REGISTRATIONS
-from domain import users
+from domain import account_links, users
 from domain.auth.tokens import SignedToken, VerifiedToken
 
 blp = Blueprint("auth", __name__, description="Accounts: sign-up, sign-in and sessions")
@@ -35,10 +35,14 @@ class Register(MethodView):
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create an account (creator, provider or both) and sign in."""
         svc = services()
+        links = account_links.LinkConfig.from_settings(svc.settings)
         user = users.register(
             svc.db.session(), username=body["username"], email=body["email"],
             password=body["password"], role=UserRole(body["role"]),
             policy=password_policy(svc.settings),
+            # The verification mail commits with the account (and is sent after).
+            on_created=lambda session, new: account_links.start_email_verification(
+                session, new, links),
         )
         USER_REGISTRATIONS.inc()  # register() has committed: the account exists
         return {"user": user, **tokens.issue_token_pair(user)}

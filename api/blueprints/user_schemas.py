@@ -49,12 +49,17 @@ class UserSchema(Schema):
     verificationDecidedAt = fields.DateTime(attribute="verification_decided_at",
                                             allow_none=True)
     premium = fields.Boolean(attribute="is_premium")
+    # Proven by a mailed link (or a password reset); the time itself stays private.
+    emailVerified = fields.Method("_email_verified", metadata={"type": "boolean"})
     lastActiveAt = fields.DateTime(attribute="last_active_at", allow_none=True)
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
 
     def _permissions(self, user: User) -> list[str]:
         return sorted_permissions(user.role)
+
+    def _email_verified(self, user: User) -> bool:
+        return user.email_verified_at is not None
 
 
 class UserResultSchema(Schema):
@@ -129,6 +134,21 @@ class ExportSchema(Schema):
     orders = fields.List(fields.Dict())
     applications = fields.List(fields.Dict())
     payments = fields.List(fields.Dict())
+    paymentEscrows = fields.List(fields.Dict())
+    paymentCustomers = fields.List(fields.Dict())
+    paymentMethods = fields.List(fields.Dict())
+    payoutAccounts = fields.List(fields.Dict())
+    locationHistory = fields.List(fields.Dict())
+    geofenceStates = fields.List(fields.Dict())
+    notifications = fields.List(fields.Dict())
+    matches = fields.List(fields.Dict(), metadata={
+        "description": "Invitations and auto-dispatch offers received (as a provider)."})
+    assignments = fields.List(fields.Dict())
+    streamSessions = fields.List(fields.Dict(), metadata={
+        "description": "What the streams of my orders did; stream keys are never stored."})
+    streamSegments = fields.List(fields.Dict())
+    idempotencyRecords = fields.List(fields.Dict())
+    refreshTokenFamilies = fields.List(fields.Dict())
     auditEvents = fields.List(fields.Dict())
     orderEvents = fields.List(fields.Dict())
     messages = fields.List(fields.Dict())

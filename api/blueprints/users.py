@@ -19,6 +19,7 @@ from api.blueprints.user_schemas import (
 from api.services import services
 from api.smorest import Blueprint
 from domain import users
+from domain.presence_store import LocationStore
 
 blp = Blueprint("users", __name__, description="The signed-in user's account")
 
@@ -45,7 +46,13 @@ class Me(MethodView):
     @blp.response(200, ErasedSchema)
     def delete(self, body: dict[str, Any]) -> dict[str, Any]:
         """Erase my personal data and close my account (needs my password)."""
-        users.erase(services().db.session(), current_user(), password=body["password"])
+        svc = services()
+        user = current_user()
+        users.erase(svc.db.session(), user, password=body["password"])
+        # Committed: now the live copies in Redis go too (the latest position, and the
+        # availability record matching reads), rather than when they expire.
+        LocationStore(svc.redis, svc.settings.location_max_age_s).forget(user.id)
+        svc.presence.go_offline(user.id)
         return {"erased": True}
 
 

@@ -4,6 +4,7 @@ Order``). Importing this package registers every table on ``Base.metadata``."""
 from db.models.accounts import AuditEvent, RefreshTokenFamily, User
 from db.models.areas import OperatingArea
 from db.models.base import Base, TimestampMixin
+from db.models.email import AccountLink, EmailMessage
 from db.models.idempotency import IdempotencyRecord
 from db.models.matching import (
     DISPATCH_STATUSES,
@@ -32,11 +33,12 @@ from db.models.presence import GeofenceState, LocationSample
 from db.models.streams import StreamSegment, StreamSession
 
 __all__ = [
-    "DISPATCH_STATUSES", "LOCATION_POINT_SQL", "MATCH_SOURCES", "MATCH_STATUSES", "AuditEvent",
-    "Base", "GeofenceState", "IdempotencyRecord", "LedgerEntry", "LedgerTransaction",
-    "LocationSample", "Notification", "OperatingArea", "Order", "OrderApplication",
-    "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch", "OrderMessage",
-    "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction", "PayoutAccount",
-    "ProcessedWebhookEvent", "ReconciliationRun", "RefreshTokenFamily", "SavedPaymentMethod",
+    "DISPATCH_STATUSES", "LOCATION_POINT_SQL", "MATCH_SOURCES", "MATCH_STATUSES", "AccountLink",
+    "AuditEvent", "Base", "EmailMessage", "GeofenceState", "IdempotencyRecord", "LedgerEntry",
+    "LedgerTransaction", "LocationSample", "Notification", "OperatingArea", "Order",
+    "OrderApplication", "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch",
+    "OrderMessage", "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction",
+    "PayoutAccount", "ProcessedWebhookEvent", "ReconciliationRun", "RefreshTokenFamily",
+    "SavedPaymentMethod",
     "StreamSegment", "StreamSession", "TimestampMixin", "User",
 ]

@@ -55,6 +55,9 @@ class User(TimestampMixin, Base):
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     verification_reason: Mapped[str | None] = mapped_column(String(500))
     verification_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the owner proved the address by following a mailed link (migration 0010); a password
+    # reset proves it too. None: not verified.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Usernames are unique regardless of case ("Alice" and "alice" are the same person).

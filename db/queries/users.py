@@ -7,11 +7,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Select, Table, bindparam, func, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
-from db.models import AuditEvent, Order, OrderApplication, OrderEvent, PaymentTransaction, User
+from db.models import (
+    AccountLink,
+    AuditEvent,
+    EmailMessage,
+    Order,
+    OrderApplication,
+    OrderEvent,
+    PaymentTransaction,
+    User,
+)
 
 #: Orders in these states still bind their participants (see ``open_obligations``).
 OPEN_ORDER_STATES = (
@@ -203,3 +212,9 @@ def order_events_of(session: Session, user_id: uuid.UUID) -> list[OrderEvent]:
     """Order-history entries the user caused (for the GDPR export)."""
     return list(session.scalars(
         select(OrderEvent).where(OrderEvent.actor_id == user_id).order_by(OrderEvent.id)))
+
+
+def forget_mail(session: Session, user_id: uuid.UUID) -> None:
+    """Erasure: the account's mailed links and its mails (addresses, names) go entirely."""
+    session.execute(delete(AccountLink).where(AccountLink.user_id == user_id))
+    session.execute(delete(EmailMessage).where(EmailMessage.user_id == user_id))

@@ -176,7 +176,8 @@ def test_erasure_waits_for_open_orders(client: FlaskClient, db_session: Session)
     response = client.delete(ME, headers=headers, json={"password": PASSWORD})
     assert response.status_code == 409
     assert response.json["error"]["code"] == "ERASURE_BLOCKED"
-    assert response.json["error"]["details"] == {"openOrders": 1, "pendingApplications": 0}
+    assert response.json["error"]["details"] == {"openOrders": 1, "pendingApplications": 0,
+                                                 "unsettledPayments": 0, "openOffers": 0}
     user = db_session.get(User, user_id)
     assert user is not None and user.erased_at is None
 

@@ -1,7 +1,7 @@
 """Refresh-token families: rotation with reuse detection (issue 15, docs/auth.md).
 
-Revision ID: 0010_tokens
-Revises: 0009
+Revision ID: 0011_tokens
+Revises: 0010_recover
 Create Date: 2026-12-02
 
 Portable (PostgreSQL and SQLite). Holds token ids only, never a token.
@@ -12,8 +12,8 @@ from alembic import op
 
 from db.types import UTCDateTime
 
-revision = "0010_tokens"
-down_revision = "0009"
+revision = "0011_tokens"
+down_revision = "0010_recover"
 branch_labels = None
 depends_on = None
 
