@@ -54,7 +54,8 @@ class PaginationSchema(Schema):
     hasPreviousPage = fields.Boolean()
     nextCursor = fields.String(allow_none=True)
     previousCursor = fields.String(allow_none=True)
-    totalCount = fields.Integer()
+    totalCount = fields.Integer(allow_none=True,
+                                metadata={"description": "null for the nearby search"})
 
 
 class PageArgsSchema(Schema):

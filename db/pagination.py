@@ -33,7 +33,7 @@ class Page(Generic[T]):
     has_previous_page: bool
     next_cursor: str | None
     previous_cursor: str | None
-    total_count: int
+    total_count: int | None  # None where counting costs more than the page (nearby)
 
 
 class CursorCodec:
@@ -53,10 +53,27 @@ class CursorCodec:
                 raise ValueError(direction)
             return datetime.fromisoformat(created), uuid.UUID(hex=row_hex), direction
         except (BadSignature, ValueError, TypeError) as exc:
-            raise InvalidCursor(
-                "The cursor is invalid or has been tampered with.",
-                details={"cursor": ["invalid cursor"]},
-            ) from exc
+            raise _invalid() from exc
+
+    # A list sorted by distance (the nearby search, nearest first) has a number where the
+    # others have a time: the same signed ``[key, id, direction]``, so the same validation
+    # and the same 400; a cursor of one kind is refused by the other (the key's type).
+    def encode_distance(self, distance_m: float, row_id: uuid.UUID) -> str:
+        return str(self._serializer.dumps([float(distance_m), row_id.hex, "next"]))
+
+    def decode_distance(self, cursor: str) -> tuple[float, uuid.UUID]:
+        try:
+            distance, row_hex, direction = self._serializer.loads(cursor)
+            if direction != "next" or not isinstance(distance, float) or distance < 0:
+                raise ValueError(direction)
+            return distance, uuid.UUID(hex=row_hex)
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise _invalid() from exc
+
+
+def _invalid() -> InvalidCursor:
+    return InvalidCursor("The cursor is invalid or has been tampered with.",
+                         details={"cursor": ["invalid cursor"]})
 
 
 def paginate(

@@ -24,7 +24,7 @@ from db.backends.postgres import PostgresBackend
 from db.backends.sqlite import SQLiteBackend
 
 if TYPE_CHECKING:
-    from db.queries.orders import NearbyOrder
+    from db.queries.orders import NearbyAfter, NearbyOrder
 
 log = logging.getLogger(__name__)
 
@@ -230,10 +230,12 @@ class Database:
             pooled.close()
 
     def find_pending_near(self, latitude: float, longitude: float, radius_m: float,
-                          limit: int) -> list[NearbyOrder]:
+                          limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
         """The nearby search for a read-only request, on the backend's fastest path (on
         PostgreSQL a driver cursor from ``dbapi_read``, outside the request's session)."""
-        return self.queries.read_pending_near(self, latitude, longitude, radius_m, limit)
+        return self.queries.read_pending_near(self, latitude, longitude, radius_m, limit,
+                                              after)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.enums import ApplicationStatus, OrderStatus
 from core.errors import Conflict, NotFound, ValidationFailed
 from db.models import Order, OrderApplication, User
+from db.pagination import CursorCodec, Page, paginate
 from domain.events import emit
 from domain.money import MoneyError, to_minor
 from domain.order_states import Actor
@@ -62,15 +63,16 @@ def apply(session: Session, order_id: uuid.UUID, provider: User, *, message: str
     return application
 
 
-def list_for(session: Session, order_id: uuid.UUID, user: User,
-             *, may_apply: bool) -> list[OrderApplication]:
-    """The creator (and admins) see every application; a provider only their own."""
+def page_for(session: Session, order_id: uuid.UUID, user: User, codec: CursorCodec, *,
+             may_apply: bool, limit: int, cursor: str | None) -> Page[OrderApplication]:
+    """The creator (and admins) see every application; a provider only their own. Newest
+    first, cursor pagination as ``GET /orders``."""
     order = load_visible(session, order_id, user, may_apply=may_apply)
     stmt = select(OrderApplication).where(OrderApplication.order_id == order.id)
     if actor_for(user, order) not in (Actor.CREATOR, Actor.ADMIN):
         stmt = stmt.where(OrderApplication.provider_id == user.id)
-    return list(session.scalars(stmt.order_by(OrderApplication.created_at,
-                                              OrderApplication.id)))
+    return paginate(session, stmt, created_col=OrderApplication.created_at,
+                    id_col=OrderApplication.id, codec=codec, limit=limit, cursor=cursor)
 
 
 def withdraw(session: Session, order_id: uuid.UUID, application_id: uuid.UUID,

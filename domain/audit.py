@@ -38,6 +38,8 @@ class AuditEventType(StrEnum):
     PASSWORD_RESET = "user.password_reset"
     EMAIL_VERIFICATION_SENT = "user.email_verification_sent"
     EMAIL_VERIFIED = "user.email_verified"
+    REFRESH_TOKEN_REUSED = "auth.refresh_token_reused"
+    TIER_CHANGED = "admin.tier_changed"
 
 
 def record(

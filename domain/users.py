@@ -330,6 +330,10 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "idempotencyRecords": [
             _row(r, exclude=frozenset({"request_hash", "response_body"}))
             for r in personal_data.idempotency_records_of(session, uid)],
+        # Sign-ins (refresh-token families): when, how often refreshed, how they ended.
+        "refreshTokenFamilies": [
+            _row(f, exclude=frozenset({"current_jti"}))
+            for f in personal_data.refresh_families_of(session, uid)],
         "auditEvents": [_row(e) for e in queries.audit_events_of(session, uid)],
         "orderEvents": [_row(e) for e in queries.order_events_of(session, uid)],
         # The conversations the user takes part in (what the chat shows them), both sides.

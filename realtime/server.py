@@ -32,7 +32,7 @@ from db.queries import orders as order_queries
 from domain import presence
 from domain.auth import generations
 from domain.auth.errors import AuthUnavailable, TokenRejected
-from domain.auth.tokens import DENYLIST_PREFIX, VerifiedToken
+from domain.auth.tokens import DENYLIST_PREFIX, FAMILY_DENYLIST_PREFIX, VerifiedToken
 from domain.location_input import LocationUpdateSchema
 from domain.permissions import Permission, permissions_for
 from domain.presence_store import LocationStore, ProviderLocation
@@ -60,13 +60,17 @@ class Client:
     exp: float
     generation: int
     pid: str
+    family: str | None = None  # the token's refresh-token family (revoked on reuse, logout)
     location_window: list[float] = field(default_factory=list)
     #: Its denylist entry and its account's generation copy, built once: the revocation
     #: check asks for them every half second for every socket.
-    revocation_keys: tuple[str, str] = field(init=False, repr=False)
+    #: A token without a family reads a key nobody writes: three keys per socket.
+    revocation_keys: tuple[str, str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.revocation_keys = (DENYLIST_PREFIX + self.jti, generations.key(self.user_id))
+        self.revocation_keys = (DENYLIST_PREFIX + self.jti,
+                                FAMILY_DENYLIST_PREFIX + (self.family or "-"),
+                                generations.key(self.user_id))
 
 
 @dataclass
@@ -275,8 +279,8 @@ class RealtimeServer:
                 log.warning("revocation check failed", exc_info=True)
 
     def _revoked(self) -> list[tuple[str, str]]:
-        """The sockets whose token was revoked (denylist, a newer generation) or expired, in
-        one Redis round trip for all of them."""
+        """The sockets whose token was revoked (denylist, its family revoked, a newer
+        generation) or expired, in one Redis round trip for all of them."""
         clients = list(self.clients.items())
         if not clients:
             return []
@@ -285,10 +289,11 @@ class RealtimeServer:
         values = self.services.redis.mget(keys)
         cut = []
         for i, (sid, c) in enumerate(clients):
-            denied, generation = values[2 * i], values[2 * i + 1]
+            denied, family_denied, generation = values[3 * i:3 * i + 3]
             if c.exp <= now:
                 cut.append((sid, "TOKEN_EXPIRED"))
-            elif denied is not None or not self._same_generation(c, generation):
+            elif denied is not None or family_denied is not None \
+                    or not self._same_generation(c, generation):
                 cut.append((sid, "TOKEN_REVOKED"))
         return cut
 
@@ -312,7 +317,8 @@ class RealtimeServer:
 
 def _client(verified: VerifiedToken, token: str, pid: str) -> Client:
     return Client(user_id=verified.user_id, role=verified.caller.role, token=token,
-                  jti=verified.jti, exp=verified.exp, generation=verified.generation, pid=pid)
+                  jti=verified.jti, exp=verified.exp, generation=verified.generation, pid=pid,
+                  family=verified.family)
 
 
 def _token_from(auth: dict[str, Any], environ: dict[str, Any]) -> str | None:

@@ -26,6 +26,7 @@ from core.publisher import EventPublisher, RedisEventPublisher
 from core.redis import make_redis
 from db.pagination import CursorCodec
 from db.session import Database, committed_notes, make_engine
+from domain.auth import families
 from domain.auth.generations import GenerationRegister
 from domain.auth.tokens import TokenIssuer, TokenVerifier
 from domain.order_cache import OrderReadCache
@@ -145,8 +146,10 @@ def push_live_locations(notifier: Notifier, session: Session) -> None:
 
 def _register_commit_hooks(services: Services) -> None:
     """What every process must do after a commit, whoever committed: drop the read-cache
-    entries the change made stale, publish token-generation bumps (a revoked token must stop
-    working on every API process), push live positions to the orders' rooms."""
+    entries the change made stale, publish token-generation bumps and refresh-family
+    revocations (a revoked token must stop working on every API process), push live positions
+    to the orders' rooms."""
     services.db.on_commit(services.read_cache.invalidate_committed_changes)
     services.db.on_commit(services.generations.publish_committed_bumps)
+    services.db.on_commit(families.publisher(services.token_verifier))
     services.db.on_commit(lambda session: push_live_locations(services.notifier, session))

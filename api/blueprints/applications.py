@@ -12,9 +12,10 @@ from api.auth import authenticated, current_user
 from api.blueprints.order_schemas import (
     ApplicationCreateSchema,
     ApplicationEnvelopeSchema,
-    ApplicationListSchema,
+    ApplicationPageSchema,
 )
 from api.blueprints.orders import may_apply
+from api.fields import PageArgsSchema, page_payload
 from api.services import services
 from api.smorest import Blueprint
 from domain import applications
@@ -27,12 +28,15 @@ blp = Blueprint("applications", __name__,
 @blp.route("/<uuid:order_id>/applications")
 class Applications(MethodView):
     @authenticated()
-    @blp.response(200, ApplicationListSchema)
-    def get(self, order_id: uuid.UUID) -> dict[str, Any]:
-        """List applications: the creator sees all, a provider only their own."""
-        items = applications.list_for(services().db.session(), order_id, current_user(),
-                                      may_apply=may_apply())
-        return {"items": items}
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, ApplicationPageSchema)
+    def get(self, args: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+        """List applications, newest first: the creator sees all, a provider only their own."""
+        svc = services()
+        page = applications.page_for(svc.db.session(), order_id, current_user(), svc.cursors,
+                                     may_apply=may_apply(), limit=args["limit"],
+                                     cursor=args["cursor"])
+        return page_payload(page, page.items)
 
     @authenticated(Permission.APPLY_ORDERS, verified=True)
     @blp.arguments(ApplicationCreateSchema)

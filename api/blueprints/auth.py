@@ -9,12 +9,12 @@ from flask.views import MethodView
 from api.auth import authenticated, current_user, password_policy, token_required, tokens
 from api.auth.request_token import request_token
 from api.blueprints.user_schemas import (
-    AccessTokenSchema,
     AuthResultSchema,
     LoggedOutSchema,
     LoginSchema,
     LogoutSchema,
     RegisterSchema,
+    TokenPairSchema,
 )
 from api.services import services
 from api.smorest import Blueprint
@@ -64,10 +64,11 @@ class Login(MethodView):
 @blp.route("/refresh")
 class Refresh(MethodView):
     @token_required("refresh")
-    @blp.response(200, AccessTokenSchema)
+    @blp.response(200, TokenPairSchema)
     def post(self) -> dict[str, Any]:
-        """Trade a refresh token for a new access token."""
-        return {"accessToken": tokens.issue_access_token(current_user())}
+        """Trade a refresh token for a new access token and a new refresh token (rotation:
+        the one presented stops working; presenting it again revokes the whole sign-in)."""
+        return tokens.rotate_refresh_token(current_user(), request_token())
 
 
 @blp.route("/logout")
@@ -83,6 +84,7 @@ class Logout(MethodView):
             revoked.append(tokens.refresh_claims_of(user, body["refreshToken"]))
         for token in revoked:
             tokens.revoke(token)
+        tokens.end_sessions(user, revoked)
         users.record_logout(services().db.session(), user, revoked_tokens=len(revoked))
         return {"revokedTokens": len(revoked), "allSessions": False}
 

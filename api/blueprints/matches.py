@@ -12,13 +12,15 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from api.auth import authenticated, current_user
+from api.auth import authenticated, current_caller, current_user
 from api.blueprints.order_actions import location_store
 from api.blueprints.order_schemas import OrderEnvelopeSchema, OrderField
 from api.blueprints.providers import StrictBoolean, presence_registry, presence_rules
+from api.fields import PageArgsSchema, PaginationSchema, page_payload
 from api.services import services
 from api.smorest import Blueprint, Schema
 from db.models import Order, OrderMatch
+from db.pagination import paginate
 from db.queries import matching as match_queries
 from domain import dispatch, presence
 from domain.permissions import Permission
@@ -81,15 +83,16 @@ class InvitationItemSchema(InvitationSchema):
     order = OrderField()
 
 
-class InvitationListSchema(Schema):
+class InvitationPageSchema(Schema):
     items = fields.List(fields.Nested(InvitationItemSchema))
+    pagination = fields.Nested(PaginationSchema)
 
 
 class InvitationEnvelopeSchema(Schema):
     invitation = fields.Nested(InvitationSchema)
 
 
-class InvitationArgsSchema(Schema):
+class InvitationArgsSchema(PageArgsSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
 
 
@@ -147,12 +150,16 @@ class AssignedProviderLocation(MethodView):
 class MyInvitations(MethodView):
     @authenticated(Permission.APPLY_ORDERS)
     @blp.arguments(InvitationArgsSchema, location="query")
-    @blp.response(200, InvitationListSchema)
+    @blp.response(200, InvitationPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """My open invitations and offers on pending orders, newest first."""
-        rows = match_queries.find_invitations(services().db.session(), current_user().id,
-                                              args["limit"])
-        return {"items": [_Invitation(match, order) for match, order in rows]}
+        """My open invitations and offers on pending orders, newest first (cursor pages)."""
+        svc = services()
+        session = svc.db.session()
+        page = paginate(session, match_queries.select_invitations(current_caller().id),
+                        created_col=OrderMatch.created_at, id_col=OrderMatch.id,
+                        codec=svc.cursors, limit=args["limit"], cursor=args["cursor"])
+        orders = match_queries.orders_by_id(session, (m.order_id for m in page.items))
+        return page_payload(page, [_Invitation(m, orders[m.order_id]) for m in page.items])
 
 
 @blp.route("/providers/me/invitations/<uuid:match_id>/decline")

@@ -139,8 +139,9 @@ class NearbyOrderSchema(OrderSchema):
     creatorName = fields.String()
 
 
-class NearbyListSchema(Schema):
+class NearbyPageSchema(Schema):
     items = fields.List(fields.Nested(NearbyOrderSchema))
+    pagination = fields.Nested(PaginationSchema)
 
 
 class OrderPageSchema(Schema):
@@ -158,11 +159,10 @@ class OrderListArgsSchema(PageArgsSchema):
     createdTo = fields.AwareDateTime(load_default=None)
 
 
-class NearbyArgsSchema(Schema):
+class NearbyArgsSchema(PageArgsSchema):
     latitude = latitude(required=True)
     longitude = longitude(required=True)
     radius = fields.Integer(load_default=5000, validate=validate.Range(1, 50_000))
-    limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
 class ApplicationCreateSchema(Schema):
@@ -191,8 +191,9 @@ class ApplicationEnvelopeSchema(Schema):
     application = fields.Nested(ApplicationSchema)
 
 
-class ApplicationListSchema(Schema):
+class ApplicationPageSchema(Schema):
     items = fields.List(fields.Nested(ApplicationSchema))
+    pagination = fields.Nested(PaginationSchema)
 
 
 class AcceptSchema(Schema):

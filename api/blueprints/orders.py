@@ -12,7 +12,7 @@ from api.auth import authenticated, current_caller, current_user
 from api.blueprints.order_schemas import (
     DeletedSchema,
     NearbyArgsSchema,
-    NearbyListSchema,
+    NearbyPageSchema,
     OrderCreateSchema,
     OrderEnvelopeSchema,
     OrderListArgsSchema,
@@ -122,18 +122,20 @@ class Orders(MethodView):
 class NearbyOrders(MethodView):
     @authenticated()
     @blp.arguments(NearbyArgsSchema, location="query")
-    @blp.response(200, NearbyListSchema)
+    @blp.response(200, NearbyPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Pending orders within a radius of a point, nearest first."""
-        found = services().db.find_pending_near(args["latitude"], args["longitude"],
-                                                args["radius"], args["limit"])
+        """Pending orders within a radius of a point, nearest first (cursor pages, forward)."""
+        svc = services()
+        found = order_queries.page_pending_near(
+            svc.db, svc.cursors, args["latitude"], args["longitude"], args["radius"],
+            limit=args["limit"], cursor=args["cursor"])
         items = []
-        for near in found:
+        for near in found.items:
             item = order_view(near.order)  # a fresh dict: extended in place, not copied
             item["distanceMeters"] = round(near.distance_m, 1)
             item["creatorName"] = near.creator_name
             items.append(item)
-        return Serialized({"items": items})
+        return Serialized(page_payload(found, items))
 
 
 @blp.route("/<uuid:order_id>")

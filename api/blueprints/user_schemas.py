@@ -12,6 +12,7 @@ from api.smorest import Schema
 from core.enums import UserRole, VerificationStatus
 from db.models import User
 from domain.permissions import sorted_permissions
+from domain.tiers import Tier
 from domain.users import SELF_SERVICE_ROLES, normalise_email
 
 
@@ -91,10 +92,6 @@ class TokenPairSchema(Schema):
     refreshToken = fields.String()
 
 
-class AccessTokenSchema(Schema):
-    accessToken = fields.String()
-
-
 class LogoutSchema(Schema):
     refreshToken = fields.String(validate=validate.Length(max=4096))
 
@@ -151,6 +148,7 @@ class ExportSchema(Schema):
         "description": "What the streams of my orders did; stream keys are never stored."})
     streamSegments = fields.List(fields.Dict())
     idempotencyRecords = fields.List(fields.Dict())
+    refreshTokenFamilies = fields.List(fields.Dict())
     auditEvents = fields.List(fields.Dict())
     orderEvents = fields.List(fields.Dict())
     messages = fields.List(fields.Dict())
@@ -177,3 +175,8 @@ class VerificationDecisionSchema(Schema):
                                                   VerificationStatus.REJECTED]))
     reason = fields.String(load_default=None, allow_none=True,
                            validate=validate.Length(max=500))
+
+
+class TierSchema(Schema):
+    tier = fields.String(required=True, validate=validate.OneOf([t.value for t in Tier]),
+                         metadata={"description": "The rate-limit tier (docs/auth.md)"})

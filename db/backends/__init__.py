@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 if TYPE_CHECKING:
     from db.models import Base
-    from db.queries.orders import NearbyOrder
+    from db.queries.orders import NearbyAfter, NearbyOrder
     from db.session import Database
 
 
@@ -52,13 +52,16 @@ class Backend(Protocol):
         ...
 
     def find_pending_near(self, session: Session, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
-        """Pending orders within ``radius_m`` of a point, nearest first, in ``session``."""
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
+        """Pending orders within ``radius_m`` of a point, nearest first (ties by id), those
+        after ``after``'s (key, id) only, in ``session``."""
         ...
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
-        """``find_pending_near`` for a read-only request: on the backend's fastest path."""
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
+        """``find_pending_near`` for a read-only request, on the backend's fastest path."""
         ...
 
     def insert_ignoring_duplicates(self, model: type[Base],

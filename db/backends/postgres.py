@@ -40,7 +40,13 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from core.enums import OrderStatus
 from db.backends import CreatedOrder
 from db.models import OperatingArea, OrderEvent, OutboxMessage
-from db.queries.orders import ORDERS, PUBLIC_COLUMNS, USERS, NearbyOrder
+from db.queries.orders import (
+    ORDERS,
+    PUBLIC_COLUMNS,
+    USERS,
+    NearbyAfter,
+    NearbyOrder,
+)
 
 if TYPE_CHECKING:
     from db.models import Base
@@ -74,21 +80,38 @@ def _is_served() -> Select[Any]:
                                  bindparam("lon", type_=Float))))
 
 
+_POINT = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
+_KNN = f"(o.location_point <-> {_POINT})"
+
+
+def _in_radius(alias: str) -> str:
+    return (f"{alias}.status = '{OrderStatus.PENDING.value}' "
+            f"AND ST_DWithin({alias}.location_point, {_POINT}, %(radius)s, false)")
+
+
 @cache
-def _nearby_sql() -> str:
+def _nearby_sql(*, after: bool = False, ties: bool = False) -> str:
     """The nearby query as SQL, for psycopg directly (see ``pending_near_on``). Built once
-    from the table's metadata; only the four parameters change between calls."""
-    point = "ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography"
+    per variant from the table's metadata; only the parameters change between calls.
+    ``after``: only rows after the previous page's (KNN distance, id); ``ties``: only the
+    rows at exactly the KNN distance ``%(tie)s`` (see ``pending_near_on``)."""
     columns = ", ".join(f"o.{column.name}" for column in PUBLIC_COLUMNS)
-    return (
-        f"SELECT {columns}, ST_Distance(o.location_point, {point}, false) AS distance_m, "
-        f"u.username AS creator_name "
+    sql = (
+        f"SELECT {columns}, ST_Distance(o.location_point, {_POINT}, false) AS distance_m, "
+        f"{_KNN} AS sort_m, u.username AS creator_name "
         f"FROM {ORDERS.name} AS o JOIN {USERS.name} AS u ON u.id = o.creator_id "
-        f"WHERE o.status = '{OrderStatus.PENDING.value}' "
-        f"AND ST_DWithin(o.location_point, {point}, %(radius)s, false) "
-        # No tie-breaker: it would defeat the KNN index scan.
-        f"ORDER BY o.location_point <-> {point} LIMIT %(limit)s"
+        f"WHERE {_in_radius('o')} "
     )
+    if after:
+        sql += (f"AND ({_KNN} > %(after_m)s "
+                f"OR ({_KNN} = %(after_m)s AND o.id > %(after_id)s)) ")
+    if ties:
+        return sql + f"AND {_KNN} = %(tie)s"
+    # No tie-breaker in ORDER BY: it would defeat the KNN index scan (the plan becomes a sort
+    # of every order in the radius); ties are put in id order in Python instead.
+    return sql + f"ORDER BY {_KNN} LIMIT %(limit)s"
+
+
 
 
 def _json_loads(data: str | bytes) -> Any:
@@ -101,7 +124,8 @@ def _json_loads(data: str | bytes) -> Any:
 
 
 def pending_near_on(connection: Any, latitude: float, longitude: float,
-                    radius_m: float, limit: int) -> list[NearbyOrder]:
+                    radius_m: float, limit: int, after: NearbyAfter | None = None
+                    ) -> list[NearbyOrder]:
     """The nearby search on a psycopg connection (``Database.dbapi_read``, or a session's).
 
     ``ST_DWithin`` (GiST-indexed) + ``ST_Distance`` on the sphere, ordered by the KNN operator
@@ -112,15 +136,31 @@ def pending_near_on(connection: Any, latitude: float, longitude: float,
     On psycopg's own cursor: the statement is fixed and its values are plain, so SQLAlchemy's
     execution and result layers only cost time here (~40 % of this function's). Rows are named
     tuples with the columns' names; psycopg returns them already typed (uuid, aware UTC
-    datetimes, dict, list), the status as its text value."""
+    datetimes, dict, list), the status as its text value.
+
+    Pages are keyed by (KNN distance, id). The KNN scan returns rows in distance order but
+    ties (orders at one spot) in no particular order, so one row more than ``limit`` is read:
+    when it ties with the ``limit``-th, the whole tie group is read too (a second statement,
+    only then: equal distances to the last digit mean the same spot), and the rows are put in
+    (distance, id) order before cutting at ``limit``. Every page then starts exactly where
+    the one before ended."""
     dbapi = cast("psycopg.Connection[Any]", connection)
+    params: dict[str, Any] = {"lat": latitude, "lon": longitude, "radius": float(radius_m),
+                              "limit": limit + 1}
+    if after is not None:
+        params.update(after_m=after[0], after_id=after[1])
     with dbapi.cursor(row_factory=namedtuple_row) as cursor:
         set_json_loads(_json_loads, cursor)
-        cursor.execute(_nearby_sql(), {"lat": latitude, "lon": longitude,
-                                       "radius": float(radius_m), "limit": limit})
+        cursor.execute(_nearby_sql(after=after is not None), params)
         rows: list[Any] = cursor.fetchall()
+        if len(rows) > limit and rows[limit].sort_m == rows[limit - 1].sort_m:
+            tie = rows[limit].sort_m
+            cursor.execute(_nearby_sql(after=after is not None, ties=True), params | {"tie": tie})
+            rows = [row for row in rows if row.sort_m != tie] + cursor.fetchall()
+    rows.sort(key=lambda row: (row.sort_m, row.id))
     return [NearbyOrder(order=row, distance_m=float(row.distance_m),
-                        creator_name=row.creator_name) for row in rows]
+                        creator_name=row.creator_name, sort_m=float(row.sort_m))
+            for row in rows[:limit]]
 
 
 def _typed(table: Table, prefix: str, names: list[str]) -> list[ColumnElement[Any]]:
@@ -188,16 +228,18 @@ class PostgresBackend:
         return None if row is None else CreatedOrder(row, getattr(row, OUTBOX_ID))
 
     def find_pending_near(self, session: Session, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
         return pending_near_on(session.connection().connection.dbapi_connection,
-                               latitude, longitude, radius_m, limit)
+                               latitude, longitude, radius_m, limit, after)
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
         # Outside any ORM session: a session's transaction bookkeeping, connection wrapper
         # and teardown were a tenth of this request's time.
         with database.dbapi_read() as connection:
-            return pending_near_on(connection, latitude, longitude, radius_m, limit)
+            return pending_near_on(connection, latitude, longitude, radius_m, limit, after)
 
     def insert_ignoring_duplicates(self, model: type[Base],
                                    conflict_columns: Sequence[str]) -> Insert:

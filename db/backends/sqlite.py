@@ -34,7 +34,13 @@ from core.geo import bounding_box, point_in_ring
 from db.backends import CreatedOrder
 from db.models import OrderEvent, OutboxMessage
 from db.queries.areas import list_active
-from db.queries.orders import ORDERS, PUBLIC_COLUMNS, USERS, NearbyOrder
+from db.queries.orders import (
+    ORDERS,
+    PUBLIC_COLUMNS,
+    USERS,
+    NearbyAfter,
+    NearbyOrder,
+)
 
 if TYPE_CHECKING:
     from db.models import Base
@@ -57,18 +63,21 @@ def _bbox_filter(latitude: float, longitude: float, radius_m: float) -> ColumnEl
     return and_(lat_ok, lon_ok)
 
 
-def _nearby(latitude: float, longitude: float, radius_m: float) -> Select[Any]:
+def _nearby(latitude: float, longitude: float, radius_m: float,
+            after: NearbyAfter | None = None) -> Select[Any]:
     distance = func.taplive_distance_m(
         ORDERS.c.latitude, ORDERS.c.longitude, literal(latitude), literal(longitude))
-    return (
+    stmt = (
         select(*PUBLIC_COLUMNS, distance.label("distance_m"),
                USERS.c.username.label("creator_name"))
         .join(USERS, USERS.c.id == ORDERS.c.creator_id)
         .where(ORDERS.c.status == OrderStatus.PENDING,
                _bbox_filter(latitude, longitude, radius_m), distance <= radius_m)
-        .order_by(distance, ORDERS.c.id)
-        .limit(bindparam("limit", type_=Integer))
     )
+    if after is not None:
+        stmt = stmt.where(or_(distance > after[0],
+                              and_(distance == after[0], ORDERS.c.id > after[1])))
+    return stmt.order_by(distance, ORDERS.c.id).limit(bindparam("limit", type_=Integer))
 
 
 class SQLiteBackend:
@@ -95,16 +104,19 @@ class SQLiteBackend:
         return CreatedOrder(row, outbox_id)
 
     def find_pending_near(self, session: Session, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
-        rows = session.connection().execute(_nearby(latitude, longitude, radius_m),
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
+        rows = session.connection().execute(_nearby(latitude, longitude, radius_m, after),
                                             {"limit": limit})
         return [NearbyOrder(order=row, distance_m=float(row.distance_m),
                             creator_name=row.creator_name) for row in rows]
 
     def read_pending_near(self, database: Database, latitude: float, longitude: float,
-                          radius_m: float, limit: int) -> list[NearbyOrder]:
+                          radius_m: float, limit: int, after: NearbyAfter | None = None
+                          ) -> list[NearbyOrder]:
         # The request's own session: standalone mode has no hot path worth a second one.
-        return self.find_pending_near(database.session(), latitude, longitude, radius_m, limit)
+        return self.find_pending_near(database.session(), latitude, longitude, radius_m, limit,
+                                      after)
 
     def insert_ignoring_duplicates(self, model: type[Base],
                                    conflict_columns: Sequence[str]) -> Insert:

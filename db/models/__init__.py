@@ -1,7 +1,7 @@
 """Every table's model, one module per subject; import them from here (``from db.models import
 Order``). Importing this package registers every table on ``Base.metadata``."""
 
-from db.models.accounts import AuditEvent, User
+from db.models.accounts import AuditEvent, RefreshTokenFamily, User
 from db.models.areas import OperatingArea
 from db.models.base import Base, TimestampMixin
 from db.models.email import AccountLink, EmailMessage
@@ -38,6 +38,7 @@ __all__ = [
     "LedgerTransaction", "LocationSample", "Notification", "OperatingArea", "Order",
     "OrderApplication", "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch",
     "OrderMessage", "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction",
-    "PayoutAccount", "ProcessedWebhookEvent", "ReconciliationRun", "SavedPaymentMethod",
+    "PayoutAccount", "ProcessedWebhookEvent", "ReconciliationRun", "RefreshTokenFamily",
+    "SavedPaymentMethod",
     "StreamSegment", "StreamSession", "TimestampMixin", "User",
 ]

@@ -88,3 +88,25 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class RefreshTokenFamily(Base):
+    """Every refresh token descended from one sign-in (rotation, docs/auth.md). Refresh tokens
+    rotate on each use; the row remembers which one is current, so presenting any earlier one
+    is reuse (a stolen token replayed, or the thief's copy racing the owner's) and revokes the
+    whole family. The truth is here, not in Redis: it survives a Redis flush, and a refresh is
+    rare enough (once per access-token lifetime) to afford a row lock."""
+
+    __tablename__ = "refresh_token_families"
+    __table_args__ = (Index("idx_refresh_families_user", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The ``jti`` of the one refresh token of this family that may still be exchanged.
+    current_jti: Mapped[str] = mapped_column(String(36))
+    rotations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # ``reuse`` (a rotated-out token came back) or ``logout``.
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, case, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
@@ -142,16 +142,20 @@ def find_match(session: Session, match_id: uuid.UUID, *, for_update: bool = Fals
     return session.scalars(stmt).one_or_none()
 
 
-def find_invitations(session: Session, provider_id: uuid.UUID, limit: int
-                     ) -> list[tuple[OrderMatch, Order]]:
-    """The provider's open invitations and offers on pending orders, newest first."""
-    rows = session.execute(
-        select(OrderMatch, Order).join(Order, Order.id == OrderMatch.order_id)
-        .where(OrderMatch.provider_id == provider_id,
-               OrderMatch.status.in_(OPEN_MATCH_STATUSES),
-               Order.status == OrderStatus.PENDING)
-        .order_by(OrderMatch.created_at.desc(), OrderMatch.id).limit(limit))
-    return [(m, o) for m, o in rows]
+def select_invitations(provider_id: uuid.UUID) -> Select[OrderMatch]:
+    """The provider's open invitations and offers on pending orders (for ``paginate``)."""
+    return (select(OrderMatch).join(Order, Order.id == OrderMatch.order_id)
+            .where(OrderMatch.provider_id == provider_id,
+                   OrderMatch.status.in_(OPEN_MATCH_STATUSES),
+                   Order.status == OrderStatus.PENDING))
+
+
+def orders_by_id(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Order]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    return {order.id: order
+            for order in session.scalars(select(Order).where(Order.id.in_(wanted)))}
 
 
 def refused_pairs(session: Session, order_ids: Sequence[uuid.UUID]

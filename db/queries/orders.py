@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Select, Table, and_, false, or_, select
 from sqlalchemy.orm import Session
@@ -15,6 +15,10 @@ from core.enums import OrderStatus
 from db.backends import CreatedOrder, backend_of
 from db.backends.constructs import has_tag
 from db.models import Order, User
+from db.pagination import CursorCodec, Page
+
+if TYPE_CHECKING:
+    from db.session import Database
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,18 @@ class NearbyOrder:
     order: Any
     distance_m: float
     creator_name: str
+    #: The page key (with the order's id): the distance the database orders by. PostGIS's
+    #: KNN operator rounds differently from ``ST_Distance`` in the last digits, so the key is
+    #: its own value, not ``distance_m``; SQLite orders by ``distance_m`` itself.
+    sort_m: float | None = None
+
+    @property
+    def key(self) -> tuple[float, uuid.UUID]:
+        return (self.distance_m if self.sort_m is None else self.sort_m), self.order.id
+
+
+#: A nearby page's lower bound: the (key, id) of the last row of the page before.
+NearbyAfter = tuple[float, uuid.UUID]
 
 
 def find_by_id(session: Session, order_id: uuid.UUID, *, for_update: bool = False) -> Order | None:
@@ -78,10 +94,12 @@ PUBLIC_COLUMNS = tuple(c for c in ORDERS.c if c.name not in {
 
 
 def find_pending_near(
-    session: Session, latitude: float, longitude: float, radius_m: float, limit: int
+    session: Session, latitude: float, longitude: float, radius_m: float, limit: int,
+    after: NearbyAfter | None = None,
 ) -> list[NearbyOrder]:
-    """Pending orders within ``radius_m`` great-circle metres of a point, nearest first, in
-    ``session``'s transaction (a read-only request calls ``Database.find_pending_near``).
+    """Pending orders within ``radius_m`` great-circle metres of a point, nearest first (ties
+    by id), after ``after`` if given, in ``session``'s transaction (a read-only request calls
+    ``Database.find_pending_near``).
 
     PostGIS on PostgreSQL (KNN-ordered, GiST-indexed); an indexed bounding box plus the exact
     great-circle filter and ordering on SQLite (see ``db.backends``).
@@ -89,7 +107,25 @@ def find_pending_near(
     Rows, not ORM entities: this is the hottest read of the API, and entity hydration (identity
     map, instance state) was a fifth of its time for objects that are only serialised.
     """
-    return backend_of(session).find_pending_near(session, latitude, longitude, radius_m, limit)
+    return backend_of(session).find_pending_near(session, latitude, longitude, radius_m, limit,
+                                                 after)
+
+
+def page_pending_near(database: Database, codec: CursorCodec, latitude: float,
+                      longitude: float, radius_m: float, *, limit: int,
+                      cursor: str | None) -> Page[NearbyOrder]:
+    """One page of the nearby search for a read-only request, nearest first, in the
+    ``GET /orders`` envelope. The cursor is signed like every list's (``CursorCodec``); its
+    key is the distance. Forward only: KNN scans run nearest first, so there is no previous
+    cursor (a client goes back to the first page by dropping the cursor). No ``totalCount``
+    (None): counting every order in the radius is the work the KNN scan exists to skip, and
+    it made this statement five times dearer (docs/benchmarks.md)."""
+    after = codec.decode_distance(cursor) if cursor else None
+    found = database.find_pending_near(latitude, longitude, radius_m, limit + 1, after)
+    rows, has_next = found[:limit], len(found) > limit
+    return Page(items=rows, has_next_page=has_next, has_previous_page=after is not None,
+                next_cursor=codec.encode_distance(*rows[-1].key) if has_next else None,
+                previous_cursor=None, total_count=None)
 
 
 def insert_served_order(session: Session, order: dict[str, Any], history: dict[str, Any],

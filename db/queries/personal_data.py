@@ -21,6 +21,7 @@ from db.models import (
     PaymentCustomer,
     PaymentEscrow,
     PayoutAccount,
+    RefreshTokenFamily,
     SavedPaymentMethod,
     StreamSegment,
     StreamSession,
@@ -102,6 +103,11 @@ def stream_segments_of(session: Session, session_ids: Iterable[uuid.UUID]
     ).order_by(StreamSegment.started_at, StreamSegment.id)))
 
 
+def refresh_families_of(session: Session, user_id: uuid.UUID) -> list[RefreshTokenFamily]:
+    return list(session.scalars(select(RefreshTokenFamily).where(
+        RefreshTokenFamily.user_id == user_id).order_by(RefreshTokenFamily.created_at)))
+
+
 def idempotency_records_of(session: Session, user_id: uuid.UUID) -> list[IdempotencyRecord]:
     """The remembered first responses of the user's retried POSTs (scope: their id)."""
     return list(session.scalars(select(IdempotencyRecord).where(
@@ -149,6 +155,8 @@ def delete_owned(session: Session, user_id: uuid.UUID) -> dict[str, int]:
         "order_matches": delete(OrderMatch).where(OrderMatch.provider_id == user_id),
         "idempotency_keys": delete(IdempotencyRecord).where(
             IdempotencyRecord.scope == str(user_id)),
+        "refresh_token_families": delete(RefreshTokenFamily).where(
+            RefreshTokenFamily.user_id == user_id),
     }
     counts: dict[str, int] = {}
     for table, statement in statements.items():

@@ -2,8 +2,9 @@
 
 Tokens are HS256 JWTs (PyJWT) with these claims: ``sub`` (user id), ``iat``, ``nbf``, ``exp``,
 ``jti`` (token id), ``type`` (``access`` or ``refresh``), ``role``, ``permissions`` (for
-clients; the server re-reads the role), ``premium`` (rate-limit tier) and ``gen``, the account's
-token generation when the token was minted.
+clients; the server re-reads the role), ``premium`` (rate-limit tier), ``gen``, the account's
+token generation when the token was minted, and ``fam``, the refresh-token family (one sign-in,
+``domain.auth.families``) the token descends from.
 
 ``TokenVerifier.verify`` is the one check, for HTTP (once per request, ``api.auth``) and any
 other caller. In order, each step with the error the API has always answered:
@@ -12,7 +13,8 @@ other caller. In order, each step with the error the API has always answered:
    confusion are refused by PyJWT before a claim is read), ``exp``/``nbf``/``iat`` ->
    ``TokenInvalid`` / ``TokenExpired``;
 2. the kind (access vs refresh) -> ``TokenInvalid``;
-3. revocation of one token (logout: its ``jti`` on a Redis denylist) -> ``TokenRevoked``;
+3. revocation of one token (logout: its ``jti`` on a Redis denylist) or of its family (logout,
+   a reused refresh token: the ``fam`` on a Redis denylist) -> ``TokenRevoked``;
 4. revocation of every token of an account (logout-all, password change, erasure bump
    ``users.token_generation``; a token whose ``gen`` differs is refused) -> ``TokenRevoked``.
    The generation is read from a Redis copy (``domain.auth.generations``: why it cannot go
@@ -21,7 +23,7 @@ other caller. In order, each step with the error the API has always answered:
 Redis unreachable -> ``AuthUnavailable`` (fail closed).
 
 Cost per check (docs/benchmarks.md): a verified-claims cache hit and one Redis round trip
-(denylist and generation in one MGET, the activity mark pipelined with it when due). No
+(denylists and generation in one MGET, the activity mark pipelined with it when due). No
 database statement: the role comes from the token (roles never change).
 """
 
@@ -55,6 +57,8 @@ from domain.permissions import Caller, sorted_permissions
 
 ALGORITHM = "HS256"
 DENYLIST_PREFIX = "taplive:auth:denied:"
+#: A revoked refresh-token family (``domain.auth.families``): every token carrying its ``fam``.
+FAMILY_DENYLIST_PREFIX = "taplive:auth:family-denied:"
 
 TokenKind = Literal["access", "refresh"]
 # What a check accepts: one kind, or either (``/auth/logout`` revokes whichever it is given).
@@ -74,6 +78,7 @@ def _wall_clock() -> float:
 class TokenPair(NamedTuple):
     access: str
     refresh: str
+    refresh_jti: str = ""  # what the family row records as its current refresh token
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +90,26 @@ class TokenIssuer:
     refresh_ttl_s: int
 
     def issue(self, user: User, kind: TokenKind = "access") -> str:
-        return self._encode(str(user.id), kind, claims_for(user))
+        return self._encode(str(user.id), kind, claims_for(user), str(uuid.uuid4()))
 
-    def issue_pair(self, user: User) -> TokenPair:
+    def issue_pair(self, user: User, family: uuid.UUID | None = None) -> TokenPair:
+        """An access and a refresh token; both carry ``family`` (``fam``) when given, so
+        revoking the family refuses the access token too. The API always gives one
+        (``domain.auth.families``); tests may mint family-less pairs."""
         claims = claims_for(user)
-        return TokenPair(self._encode(str(user.id), "access", claims),
-                         self._encode(str(user.id), "refresh", claims))
+        if family is not None:
+            claims["fam"] = str(family)
+        refresh_jti = str(uuid.uuid4())
+        return TokenPair(self._encode(str(user.id), "access", claims, str(uuid.uuid4())),
+                         self._encode(str(user.id), "refresh", claims, refresh_jti),
+                         refresh_jti)
 
-    def _encode(self, subject: str, kind: TokenKind, claims: Mapping[str, Any]) -> str:
+    def _encode(self, subject: str, kind: TokenKind, claims: Mapping[str, Any],
+                jti: str) -> str:
         now = int(time.time())
         ttl = self.access_ttl_s if kind == "access" else self.refresh_ttl_s
         payload = {"sub": subject, "iat": now, "nbf": now, "exp": now + ttl,
-                   "jti": str(uuid.uuid4()), "type": kind, **claims}
+                   "jti": jti, "type": kind, **claims}
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
 
 
@@ -124,6 +137,7 @@ class VerifiedToken:
     premium: bool
     generation: int
     claims: Mapping[str, Any]  # every claim, read-only
+    family: str | None = None  # the refresh-token family (``fam``); None on older tokens
 
     @property
     def user_id(self) -> uuid.UUID:
@@ -140,6 +154,7 @@ class SignedToken:
     jti: str | None
     exp: float
     user_id: uuid.UUID | None
+    family: str | None
     # What ``verify`` returns once revocation is ruled out; None when the claims cannot name a
     # live account (no id, role or generation): such a token is refused as revoked.
     verified: VerifiedToken | None
@@ -177,7 +192,7 @@ class TokenVerifier:
             raise TokenInvalid(_WRONG_KIND[expected])
         if signed.jti is None:
             raise TokenRevoked()  # every token we mint has one: nothing to revoke it by
-        denied, known = self._revocation_state(signed.jti, signed.user_id)
+        denied, known = self._revocation_state(signed.jti, signed.user_id, signed.family)
         verified = signed.verified
         if denied or verified is None:
             raise TokenRevoked()
@@ -214,12 +229,23 @@ class TokenVerifier:
             raise TokenInvalid(str(exc)) from exc
         return _signed(claims)
 
-    def _revocation_state(self, jti: str, user_id: uuid.UUID | None) -> tuple[bool, int | None]:
-        """Whether the token is on the denylist, and Redis's copy of its account's generation
-        (None if there is none), in one round trip. When the caller's activity is due for a
-        mark it rides along (a correctly signed token of the account is activity, even if it
-        is then refused; an erased account's marks are dropped by the flush)."""
+    def revoke_family(self, family: str, ttl_s: int) -> None:
+        """Deny every token of a refresh-token family for ``ttl_s`` (the refresh lifetime: no
+        token of the family minted before now outlives it, and none is minted after)."""
+        try:
+            self._redis.set(FAMILY_DENYLIST_PREFIX + family, "1", ex=max(1, ttl_s))
+        except redis.RedisError as exc:
+            raise AuthUnavailable() from exc
+
+    def _revocation_state(self, jti: str, user_id: uuid.UUID | None,
+                          family: str | None) -> tuple[bool, int | None]:
+        """Whether the token or its family is on a denylist, and Redis's copy of its account's
+        generation (None if there is none), in one round trip. When the caller's activity is
+        due for a mark it rides along (a correctly signed token of the account is activity,
+        even if it is then refused; an erased account's marks are dropped by the flush)."""
         keys = [DENYLIST_PREFIX + jti]
+        if family is not None:
+            keys.append(FAMILY_DENYLIST_PREFIX + family)
         if user_id is not None:
             keys.append(generations.key(user_id))
         try:
@@ -232,8 +258,9 @@ class TokenVerifier:
                 values = self._redis.mget(keys)
         except redis.RedisError as exc:
             raise AuthUnavailable() from exc
-        generation = values[1] if user_id is not None else None
-        return values[0] is not None, None if generation is None else int(generation)
+        denied = any(value is not None for value in values[:2 if family is not None else 1])
+        generation = values[-1] if user_id is not None else None
+        return denied, None if generation is None else int(generation)
 
     def _current_generation(self, token: VerifiedToken, known: int | None) -> int | None:
         """The account's token generation: ``known`` (Redis's copy), or, when there is none or
@@ -255,6 +282,7 @@ def _signed(claims: dict[str, Any]) -> SignedToken:
     """Parse once what every later check of the same token needs."""
     kind = str(claims.get("type", "access"))
     jti = str(claims["jti"]) if claims.get("jti") else None
+    family = str(claims["fam"]) if claims.get("fam") else None
     exp = float(claims["exp"])  # PyJWT has checked it is a number
     frozen = MappingProxyType(claims)
     user_id = _uuid(claims["sub"])
@@ -264,11 +292,11 @@ def _signed(claims: dict[str, Any]) -> SignedToken:
             verified = VerifiedToken(
                 caller=Caller(user_id, UserRole(claims["role"])), kind=kind, jti=jti, exp=exp,
                 premium=claims.get("premium") is True, generation=int(claims["gen"]),
-                claims=frozen)
+                claims=frozen, family=family)
     except (KeyError, TypeError, ValueError):
         verified = None
     return SignedToken(claims=frozen, kind=kind, jti=jti, exp=exp, user_id=user_id,
-                       verified=verified)
+                       family=family, verified=verified)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

@@ -159,12 +159,12 @@ def test_login_input_validation(client: FlaskClient) -> None:
     assert set(response.json["error"]["details"]) == {"password"}
 
 
-def test_refresh_gives_a_new_access_token(client: FlaskClient, db_session: Session) -> None:
+def test_refresh_gives_a_new_token_pair(client: FlaskClient, db_session: Session) -> None:
     user = UserFactory()
     tokens = client.post(LOGIN, json={"email": user.email, "password": PASSWORD}).json["data"]
     refreshed = client.post("/api/v1/auth/refresh", headers=_bearer(tokens["refreshToken"]))
     assert refreshed.status_code == 200
-    assert set(refreshed.json["data"]) == {"accessToken"}
+    assert set(refreshed.json["data"]) == {"accessToken", "refreshToken"}  # rotation
     me = client.get("/api/v1/users/me", headers=_bearer(refreshed.json["data"]["accessToken"]))
     assert me.status_code == 200
     # An access token is not a refresh token.

@@ -71,3 +71,34 @@ def test_racing_retries_with_one_key_create_one_order(live_app: Flask,
     assert {status for status, _ in results} == {201}
     assert len({body["data"]["order"]["id"] for _, body in results}) == 1
     assert _count(live_app, select(func.count(Order.id))) == 1
+
+
+def test_racing_refreshes_with_one_token_never_both_win(live_app: Flask,
+                                                        live_users: dict[str, User]) -> None:
+    """Rotation under the family row's lock: of eight simultaneous exchanges of one refresh
+    token exactly one gets a new pair (the first to lock the row finds its token current); the
+    rest are reuse, so the family ends (no grace)."""
+    from tests.factories import PASSWORD
+
+    with live_app.test_client() as client:
+        login = client.post("/api/v1/auth/login", json={"email": live_users["creator"].email,
+                                                        "password": PASSWORD})
+    refresh = login.json["data"]["refreshToken"]
+
+    def exchange(_: int) -> tuple[int, Any]:
+        with live_app.test_client() as client:
+            response = client.post("/api/v1/auth/refresh",
+                                   headers={"Authorization": f"Bearer {refresh}"})
+            return response.status_code, response.json
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(exchange, range(8)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] + [401] * 7, results
+    # The race was reuse: even the winner's new refresh token is dead.
+    for status, body in results:
+        if status == 200:
+            with live_app.test_client() as client:
+                again = client.post("/api/v1/auth/refresh", headers={
+                    "Authorization": f"Bearer {body['data']['refreshToken']}"})
+            assert again.status_code == 401

@@ -38,6 +38,7 @@ from db.models import (
     PaymentEscrow,
     PaymentTransaction,
     PayoutAccount,
+    RefreshTokenFamily,
     SavedPaymentMethod,
     StreamSegment,
     StreamSession,
@@ -66,7 +67,8 @@ IP = "203.0.113.77"
 SECTIONS = ("orders", "applications", "payments", "paymentEscrows", "paymentCustomers",
             "paymentMethods", "payoutAccounts", "locationHistory", "geofenceStates",
             "notifications", "matches", "assignments", "streamSessions", "streamSegments",
-            "idempotencyRecords", "auditEvents", "orderEvents", "messages")
+            "idempotencyRecords", "refreshTokenFamilies", "auditEvents", "orderEvents",
+            "messages")
 
 
 @dataclass
@@ -207,6 +209,8 @@ def world(db_session: Session) -> World:
         IdempotencyRecord(scope=str(person.id), key="k1", request_hash="0" * 64,
                           status_code=201, response_body={"title": own.title},
                           expires_at=now + timedelta(days=1)),
+        RefreshTokenFamily(id=uuid.uuid4(), user_id=person.id, current_jti=str(uuid.uuid4()),
+                           rotations=3, created_at=now, rotated_at=now),
     ])
     _ledger(s, own)
     _ledger(s, served)

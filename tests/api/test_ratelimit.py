@@ -115,6 +115,40 @@ def test_users_are_counted_by_id_and_premium_gets_more(caller: Any,
     assert same_place.open("GET", ME).headers["X-RateLimit-Remaining"] == "4"
 
 
+def test_an_admin_granted_tier_reaches_the_limiter_at_the_next_token(
+        caller: Any, db_session: Session) -> None:
+    """``PUT /admin/users/{id}/tier``: the user's budget changes with their next token (the
+    tier travels in the token; ``/auth/refresh`` mints from the account row)."""
+    admin, user = UserFactory(admin=True), UserFactory()
+    db_session.commit()
+    user_id, email = user.id, user.email
+    device = caller()
+    tokens = device.open("POST", LOGIN, json={"email": email, "password": PASSWORD}).json["data"]
+
+    def limit_with(token: str) -> str:
+        response = device.open("GET", ME, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        return str(response.headers["X-RateLimit-Limit"])
+
+    def refresh() -> str:
+        response = device.open("POST", "/api/v1/auth/refresh",
+                               headers={"Authorization": f"Bearer {tokens['refreshToken']}"})
+        assert response.status_code == 200, response.json
+        tokens.update(response.json["data"])
+        return tokens["accessToken"]
+
+    assert limit_with(tokens["accessToken"]) == "6"
+    operator = caller()
+    granted = operator.open("PUT", f"/api/v1/admin/users/{user_id}/tier",
+                            headers=auth_headers(admin), json={"tier": "premium"})
+    assert granted.status_code == 200, granted.json
+    assert limit_with(refresh()) == "9"
+    cleared = operator.open("DELETE", f"/api/v1/admin/users/{user_id}/tier",
+                            headers=auth_headers(admin))
+    assert cleared.status_code == 200, cleared.json
+    assert limit_with(refresh()) == "6"
+
+
 def test_a_forged_token_is_counted_as_anonymous(caller: Any, db_session: Session) -> None:
     user = UserFactory()
     db_session.commit()

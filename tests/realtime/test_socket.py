@@ -20,6 +20,7 @@ from db.models import User
 from tests import conftest as root
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import access_token
+from tests.factories import PASSWORD
 from tests.realtime.conftest import Recorder, api
 
 NYC = (40.7128, -74.0060)
@@ -180,6 +181,31 @@ def test_logout_all_cuts_every_socket_of_the_account(
     api(live_app, "POST", "/auth/logout-all", live_users["provider"])
     for client in sockets:
         assert client.wait_for("session:ended", timeout=3)[0]["code"] == "TOKEN_REVOKED"
+
+
+def test_a_reused_refresh_token_cuts_the_sockets_of_that_sign_in_only(
+        clients: Clients, live_app: Flask, live_users: dict[str, User]) -> None:
+    email = live_users["creator"].email
+    with live_app.test_client() as http:
+        def login() -> dict[str, str]:
+            response = http.post("/api/v1/auth/login",
+                                 json={"email": email, "password": PASSWORD})
+            assert response.status_code == 200, response.json
+            tokens: dict[str, str] = response.json["data"]
+            return tokens
+
+        def refresh(token: str) -> int:
+            return http.post("/api/v1/auth/refresh",
+                             headers={"Authorization": f"Bearer {token}"}).status_code
+
+        stolen, elsewhere = login(), login()
+        client = clients().connect(stolen["accessToken"])
+        bystander = clients().connect(elsewhere["accessToken"])
+        assert refresh(stolen["refreshToken"]) == 200
+        assert refresh(stolen["refreshToken"]) == 401  # reuse: the family is revoked
+    assert client.wait_for("session:ended", timeout=3)[0]["code"] == "TOKEN_REVOKED"
+    time.sleep(live_app.extensions["taplive"].settings.realtime_revocation_check_s * 2)
+    assert bystander.client.connected  # the same account's other sign-in keeps its socket
 
 
 # --------------------------------------------------------------------------------- recovery
