@@ -199,7 +199,10 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
             return 1
         realtime_base = f"http://127.0.0.1:{realtime_port}"
         if not _wait_http(f"{realtime_base}/health", 60):
-            _say("the real-time server did not come up; see the log above")
+            code = supervisor.children["realtime"].poll()
+            state = "no answer" if code is None else f"exited with {code}"
+            _say(f"the real-time server did not come up on port {realtime_port} ({state}); "
+                 "see the log above")
             return 1
         _say(f"API        {base}/api/v1/  (health {base}/health, ready {base}/ready)")
         _say(f"API docs   {base}/api/v1/docs  (OpenAPI {base}/api/v1/openapi.json)")

@@ -29,6 +29,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_port_below_ephemeral() -> int:
+    """A free port in 20000-29999 whose successor is free too (the launcher moves to it)."""
+    for candidate in range(20000 + os.getpid() % 5000, 30000, 7):
+        try:
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", candidate))
+                two.bind(("127.0.0.1", candidate + 1))
+        except OSError:
+            continue
+        return candidate
+    raise RuntimeError("no free port pair in 20000-29999")
+
+
 def _launcher_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'standalone.sqlite3'}"
@@ -71,7 +84,10 @@ def test_standalone_serves_realtime_on_the_next_free_port_until_ctrl_c(tmp_path:
     taplive = Path(sys.executable).with_name("taplive")
     # Something else already listens on REALTIME_PORT: the launcher must move past it.
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
+        # Below the kernel's ephemeral range (32768+): there, the port after the squatter's
+        # may be taken as the local port of any outgoing connection (the launcher's children
+        # connecting to Redis) between the launcher's check and uvicorn's bind.
+        squatter.bind(("127.0.0.1", _free_port_below_ephemeral()))
         squatter.listen()
         taken = int(squatter.getsockname()[1])
         env["REALTIME_PORT"] = str(taken)
