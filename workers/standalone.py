@@ -36,8 +36,18 @@ PORT_SEARCH_SPAN = 100
 
 
 def _port_is_free(port: int) -> bool:
+    """Nothing listens there AND it can be bound: a port that is some open connection's local
+    end (an ephemeral port) refuses connections yet cannot be listened on."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port_from(start: int, taken: set[int]) -> int:

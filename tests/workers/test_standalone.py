@@ -121,3 +121,18 @@ def test_standalone_serves_realtime_on_the_next_free_port_until_ctrl_c(tmp_path:
     assert "[taplive] stopped" in out
     with pytest.raises(OSError):
         _get(f"http://127.0.0.1:{port}/health")
+
+
+def test_a_port_that_is_a_live_connections_local_end_is_not_free() -> None:
+    """Nothing listens on it (a connect is refused), yet no server could bind it: the launcher
+    must skip it (it once picked one and the real-time server failed to start)."""
+    from workers.standalone import _free_port_from, _port_is_free
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as outgoing:
+            local = int(outgoing.getsockname()[1])
+            assert not _port_is_free(local)
+            assert _free_port_from(local, taken=set()) != local
+    assert _port_is_free(_free_port())
