@@ -223,7 +223,7 @@ def test_stripe_connect_onboarding(client: FlaskClient, people: dict[str, User],
     assert made[0].params["type"] == "express" and made[0].params["country"] == "FR"
     assert made[0].params["capabilities[transfers][requested]"] == "true"
     assert made[0].params["metadata[taplive_user]"] == str(provider.id)
-    link = [r for r in transport.requests if r.path == "/v1/account_links"][0]
+    link = next(r for r in transport.requests if r.path == "/v1/account_links")
     assert link.params["type"] == "account_onboarding" and link.params["account"] == acct
     assert "/api/v1/payouts/onboarding/refresh?token=" in link.params["refresh_url"]
     assert "/api/v1/payouts/onboarding/return?token=" in link.params["return_url"]
