@@ -4,7 +4,10 @@ offline processor walks the same path through its own form served by the API."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -255,3 +258,28 @@ def test_localstripe_has_no_connect_accounts(localstripe_url: str) -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 404
+
+
+def test_connect_events_have_their_own_endpoint_and_secret(
+        client: FlaskClient, people: dict[str, User], pay: Payments, gateway: OfflineGateway,
+        db_session: Session) -> None:
+    started = _start(client, people["provider"])
+    acct = started["payoutAccount"]["accountId"]
+    gateway.complete_onboarding(
+        urllib.parse.urlsplit(started["onboardingUrl"]).path.rsplit("/", 1)[1])
+    body = json.dumps({"id": "evt_connect_1", "object": "event", "type": "account.updated",
+                       "account": acct, "data": {"object": {"id": acct}}}).encode()
+    at = int(time.time())
+
+    def post(secret: str) -> Any:
+        mac = hmac.new(secret.encode(), b"%d.%s" % (at, body), hashlib.sha256).hexdigest()
+        return client.post("/api/v1/webhooks/stripe/connect", data=body, headers={
+            "Content-Type": "application/json", "Stripe-Signature": f"t={at},v1={mac}"})
+
+    assert post("whsec_connect").status_code == 503  # not configured
+    pay.connect_webhook_secret = "whsec_connect"
+    assert post(WEBHOOK_SECRET).json["error"]["code"] == "INVALID_SIGNATURE"
+    assert post("whsec_connect").json["data"]["outcome"] == "account-synced"
+    db_session.expire_all()
+    assert db_session.scalars(select(PayoutAccount.payouts_enabled).where(
+        PayoutAccount.user_id == people["provider"].id)).one() is True
