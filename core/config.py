@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     payment_gateway: str = Field(default="offline", pattern="^(offline|stripe)$")
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    # The Connect endpoint's own signing secret (connected accounts' events: account.updated,
+    # payout.*), received at /api/v1/webhooks/stripe/connect.
+    stripe_connect_webhook_secret: str | None = None
     stripe_api_base: str | None = None  # None: Stripe's own; tests point it at localstripe
     stripe_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)

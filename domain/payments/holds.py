@@ -229,6 +229,6 @@ def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         escrow.refund_due_minor = cancellation_refund(state, escrow.captured_minor,
                                                       escrow.refunded_minor)
     if state is EscrowState.CAPTURED and escrow.refund_due_minor > 0:
-        returns.refund_due(session, gateway, escrow, order, now)
+        returns.refund_due(session, gateway, escrow, order, now, config.fee_policy)
         return "refunded"
     return "nothing"

@@ -17,6 +17,7 @@ from core.errors import ValidationFailed
 from db.models import ProcessedWebhookEvent
 from db.queries import orders as order_queries
 from db.queries import payments as queries
+from domain.payments import onboarding, payout_status
 from domain.payments.capture import _settle_after_for, record_capture
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import ProcessorUnavailable
@@ -51,6 +52,13 @@ def handle(session: Session, gateway: PaymentGateway, config: PaymentConfig,
     session.flush()  # a concurrent duplicate fails here (primary key) and is retried by Stripe
     if event.type.startswith("payment_intent.") and event.object_id:
         return sync_intent(session, gateway, config, event.object_id, now)
+    if event.type == "account.updated" and event.object_id:
+        return "account-synced" if onboarding.sync(session, gateway, event.object_id) \
+            else "unknown-account"
+    if event.type.startswith("payout.") and event.object_id and event.account:
+        return payout_status.sync_payout(session, gateway, event.object_id, event.account, now)
+    if event.type == "transfer.created" and event.object_id:
+        return payout_status.sync_transfer(session, gateway, event.object_id, now)
     if event.type == "charge.dispute.created":
         intent_ref = event.data.get("payment_intent")
         if isinstance(intent_ref, str):
