@@ -23,6 +23,7 @@ from domain.payments import capture, holds, settlement, webhooks
 from domain.payments.gateway import IntentStatus, WebhookEvent
 from domain.payments.offline import OfflineGateway
 from services import Payments
+from tests.api.openapi_contract import published_contract
 from tests.api.orders_helpers import call
 from tests.payments.conftest import accept, deliver, escrow_of, offer, onboard
 
@@ -238,3 +239,25 @@ def test_cancelling_while_awaiting_authentication_cancels_the_intent(
     assert holds.expire_authentication(db_session, pay.gateway, pay.config, oid,
                                        _now() + timedelta(days=1)) == "not-awaiting"
     _ledger_balanced(db_session)
+
+
+def test_the_answers_are_what_openapi_declares(
+        app: Flask, client: FlaskClient, people: dict[str, User], pay: Payments) -> None:
+    """Strictly (tests/api/openapi_contract.py): the 202 of accept, the 202 and 200 of
+    confirm, every field documented and present."""
+    contract = published_contract(app)
+    order, app_id = offer(client, people, proposed="30.00")
+    accept_path = "/api/v1/orders/{order_id}/accept"
+    confirm_path = "/api/v1/orders/{order_id}/payment/confirm"
+    answer = accept(client, people, order["id"], app_id, SCA_CARD)
+    assert answer.status_code == 202
+    payment = contract.check(answer, "post", accept_path)["payment"]
+    waiting = _confirm(client, people, order["id"])
+    assert waiting.status_code == 202
+    contract.check(waiting, "post", confirm_path)
+    gateway = pay.gateway
+    assert isinstance(gateway, OfflineGateway)
+    gateway.authenticate(payment["intentId"], payment["clientSecret"])
+    done = _confirm(client, people, order["id"])
+    assert done.status_code == 200
+    assert contract.check(done, "post", confirm_path)["payment"] is None
