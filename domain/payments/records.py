@@ -16,9 +16,10 @@ from domain.money import format_minor
 from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
 
 # Topics for the real-time layer. ``stage`` in the payload says which step:
-#   payment:processing  scheduled | authorized
+#   payment:processing  scheduled | authentication_required | authorized
 #   payment:completed   captured | refunded | released | settled
-#   payment:failed      authorization | renewal | capture | hold_lapsed | chargeback
+#   payment:failed      authorization | authentication | renewal | capture | hold_lapsed |
+#                       chargeback
 PROCESSING = "payment:processing"
 COMPLETED = "payment:completed"
 FAILED = "payment:failed"
