@@ -6,6 +6,12 @@
                            ▼                                         resolve: refund ──▶ cancelled
                        cancelled
 
+An acceptance whose card wants 3-D Secure stays ``accepted`` with its escrow
+``awaiting_authentication`` (the provider may not start meanwhile); if the creator does not
+authenticate within PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES (or the bank refuses), the system
+undoes the acceptance: ``accepted ──lapse_acceptance──▶ pending`` (event
+``order:acceptance_lapsed``), and the order is matched again.
+
 Expiry is a cancellation with reason ``expired`` (the spec's enum has no separate state, and a
 client treats both the same way: the order will not happen). Who may fire each transition is part
 of the table, so "may this actor do this now?" has exactly one answer.
@@ -36,6 +42,7 @@ class Action(StrEnum):
     DISPUTE = "dispute"
     RESOLVE_RELEASE = "resolve_release"
     RESOLVE_REFUND = "resolve_refund"
+    LAPSE_ACCEPTANCE = "lapse_acceptance"  # 3-D Secure never completed: back to pending
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ TRANSITIONS: dict[Action, Transition] = {
                    frozenset({Actor.ADMIN}), "order:resolved"),
         Transition(Action.RESOLVE_REFUND, frozenset({S.DISPUTED}), S.CANCELLED,
                    frozenset({Actor.ADMIN}), "order:resolved"),
+        Transition(Action.LAPSE_ACCEPTANCE, frozenset({S.ACCEPTED}), S.PENDING,
+                   frozenset({Actor.SYSTEM}), "order:acceptance_lapsed"),
     )
 }
 # Cancelling an accepted or active order is allowed to both parties (and admins).

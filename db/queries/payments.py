@@ -49,6 +49,16 @@ def find_due_for_authorization(session: Session, now: datetime, limit: int) -> l
         .order_by(PaymentEscrow.authorize_at).limit(limit)))
 
 
+def find_authentication_lapsed(session: Session, now: datetime, limit: int
+                               ) -> list[uuid.UUID]:
+    """Acceptances still waiting for 3-D Secure past their deadline (``hold_expires_at``)."""
+    return list(session.scalars(
+        select(PaymentEscrow.order_id)
+        .where(PaymentEscrow.state == "awaiting_authentication",
+               PaymentEscrow.hold_expires_at <= now)
+        .order_by(PaymentEscrow.hold_expires_at).limit(limit)))
+
+
 def find_due_for_renewal(session: Session, horizon: datetime, limit: int) -> list[uuid.UUID]:
     """Authorised holds lapsing before ``horizon`` whose renewal was not already refused."""
     return list(session.scalars(

@@ -9,6 +9,16 @@ States (``payment_escrows.state``)::
            └──cancel──▶ released ◀┘cancel                    refunded         settled
                                   failed ◀── declined off-session / hold lapsed / capture refused
 
+    awaiting_authorization ──hold wants 3-D Secure (on-session)──▶ awaiting_authentication
+    awaiting_authentication ──authenticated (webhook or POST .../payment/confirm)──▶ authorized
+    awaiting_authentication ──failed / timed out / order cancelled──▶ released
+
+``awaiting_authentication``: the intent exists (``intent_ref``) but the creator's bank wants
+3-D Secure; ``hold_expires_at`` is then the authentication deadline
+(``PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES``), after which beat cancels the intent and the order
+goes back to pending. A released escrow holds nothing, so a new acceptance reuses it
+(``records.open_escrow``), its hold generation counting on.
+
 ``payment_transactions.status`` (the spec's enum) is derived: awaiting -> pending, authorized ->
 processing, captured/settling/settled -> succeeded, released -> cancelled, refunded -> refunded,
 failed -> failed.
@@ -25,6 +35,7 @@ from core.enums import OrderStatus, PaymentStatus
 
 class EscrowState(StrEnum):
     AWAITING_AUTHORIZATION = "awaiting_authorization"
+    AWAITING_AUTHENTICATION = "awaiting_authentication"  # 3-D Secure: the creator must act
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     SETTLING = "settling"
@@ -37,6 +48,7 @@ class EscrowState(StrEnum):
 E = EscrowState
 PAYMENT_STATUS: dict[EscrowState, PaymentStatus] = {
     E.AWAITING_AUTHORIZATION: PaymentStatus.PENDING,
+    E.AWAITING_AUTHENTICATION: PaymentStatus.PENDING,
     E.AUTHORIZED: PaymentStatus.PROCESSING,
     E.CAPTURED: PaymentStatus.SUCCEEDED,
     E.SETTLING: PaymentStatus.SUCCEEDED,

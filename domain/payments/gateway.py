@@ -36,6 +36,10 @@ class Intent:
     order_id: str | None = None  # our metadata
     created: datetime | None = None
     decline_code: str | None = None
+    # For a card that wants 3-D Secure (``requires_action``): what the creator's client needs
+    # to finish it (Stripe.js ``handleNextAction(client_secret)``). Never logged or broadcast.
+    client_secret: str | None = None
+    next_action: str | None = None  # Stripe's ``next_action.type``, e.g. ``use_stripe_sdk``
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ It behaves like Stripe where it matters to us:
 * test payment methods: ``pm_card_visa``, ``pm_card_mastercard``, ``pm_card_amex`` succeed;
   ``pm_card_chargeDeclined``, ``pm_card_visa_chargeDeclined``, ``pm_card_chargeCustomerFail``
   attach fine and are declined when charged; ``pm_card_authenticationRequired`` needs 3-D
-  Secure (``requires_action``); anything else is "no such payment method";
+  Secure (``requires_action``, with a client secret), which ``authenticate`` then passes or
+  fails as the cardholder's bank would; anything else is "no such payment method";
 * holds lapse after ``hold_validity`` (the intent becomes ``canceled``);
 * connected accounts are any ``acct_...`` id; ``acct_disabled...`` has payouts disabled;
   accounts it creates itself (``create_account``) start disabled and are enabled by walking
@@ -148,7 +149,9 @@ def _intent(data: dict[str, Any]) -> Intent:
                   amount_received=data["amount_received"], currency=data["currency"],
                   order_id=data.get("order_id"),
                   created=datetime.fromisoformat(data["created"]),
-                  decline_code=data.get("decline_code"))
+                  decline_code=data.get("decline_code"),
+                  client_secret=data.get("client_secret"),
+                  next_action=data.get("next_action"))
 
 
 class OfflineGateway:
@@ -327,12 +330,14 @@ class OfflineGateway:
                 "payment_method": payment_method_id, "created": now.isoformat(),
                 "expires_at": (now + self.hold_validity).isoformat(), "decline_code": None,
                 "status": IntentStatus.REQUIRES_CAPTURE, "refunded": 0,
+                "next_action": None,
             }
+            data["client_secret"] = f"{data['id']}_secret_{uuid.uuid4().hex[:16]}"
             if card[2] == "decline":
                 data.update(status=IntentStatus.REQUIRES_PAYMENT_METHOD,
                             decline_code="generic_decline")
             elif card[2] == "action":
-                data["status"] = IntentStatus.REQUIRES_ACTION
+                data.update(status=IntentStatus.REQUIRES_ACTION, next_action="use_stripe_sdk")
             self.store.put("pi:" + data["id"], data)
             self.store.append("intents", {"id": data["id"], "created": data["created"]})
             self._log("hold", intent=data["id"], order=order_id, amount=amount,
@@ -346,6 +351,31 @@ class OfflineGateway:
 
     def retrieve_intent(self, intent_id: str) -> Intent:
         return _intent(self._load_intent(intent_id))
+
+    def authenticate(self, intent_id: str, client_secret: str, *, success: bool = True
+                     ) -> Intent:
+        """The cardholder's side of 3-D Secure (what Stripe.js and the bank do; localstripe's
+        ``POST /v1/payment_intents/{id}/_authenticate``): passed, the funds are held
+        (``requires_capture``); failed, the intent wants another payment method."""
+        with self.store.lock("pi:" + intent_id):
+            data = self._load_intent(intent_id)
+            if client_secret != data.get("client_secret"):
+                raise InvalidRequest("The client secret does not match.", code="unauthorized",
+                                     http_status=401)
+            if data["status"] != IntentStatus.REQUIRES_ACTION:
+                raise InvalidRequest(f"The PaymentIntent is {data['status']}.",
+                                     code="payment_intent_unexpected_state")
+            data["next_action"] = None
+            if success:
+                data.update(status=IntentStatus.REQUIRES_CAPTURE,
+                            expires_at=(self._now() + self.hold_validity).isoformat())
+            else:
+                data.update(status=IntentStatus.REQUIRES_PAYMENT_METHOD,
+                            decline_code="payment_intent_authentication_failure")
+            self.store.put("pi:" + intent_id, data)
+            self._log("authenticate", intent=intent_id, order=data["order_id"],
+                      success=success)
+            return _intent(data)
 
     def capture(self, intent_id: str, *, amount: int, idempotency_key: str) -> Intent:
         def run() -> dict[str, Any]:
@@ -374,7 +404,7 @@ class OfflineGateway:
                     raise InvalidRequest(
                         f"You cannot cancel this PaymentIntent because it has a status of "
                         f"{data['status']}.", code="payment_intent_unexpected_state")
-                data["status"] = IntentStatus.CANCELED
+                data.update(status=IntentStatus.CANCELED, next_action=None)
                 self.store.put("pi:" + intent_id, data)
                 self._log("cancel", intent=intent_id, order=data["order_id"],
                           key=idempotency_key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.enums import PaymentStatus
@@ -15,17 +16,45 @@ from domain.money import format_minor
 from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
 
 # Topics for the real-time layer. ``stage`` in the payload says which step:
-#   payment:processing  scheduled | authorized
+#   payment:processing  scheduled | authentication_required | authorized
 #   payment:completed   captured | refunded | released | settled
-#   payment:failed      authorization | renewal | capture | hold_lapsed | chargeback
+#   payment:failed      authorization | authentication | renewal | capture | hold_lapsed |
+#                       chargeback
 PROCESSING = "payment:processing"
 COMPLETED = "payment:completed"
 FAILED = "payment:failed"
 
 
 def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
-    """The escrow of a just-accepted order (and its ``payment_transactions`` row)."""
+    """The escrow of a just-accepted order (and its ``payment_transactions`` row).
+
+    An order accepted again after its acceptance was undone (3-D Secure never completed)
+    still has its released escrow: it holds nothing and owes nothing, so it is reused (one
+    escrow per order), and its hold generation counts on, so the new hold gets a new
+    idempotency key instead of the processor's replay of the abandoned one."""
     assert order.provider_id is not None and order.agreed_amount_minor is not None
+    earlier = session.scalars(select(PaymentEscrow).where(PaymentEscrow.order_id == order.id)
+                              .with_for_update()).one_or_none()
+    if earlier is not None:
+        assert earlier.state == EscrowState.RELEASED.value and earlier.captured_minor == 0
+        earlier.payee_id = order.provider_id
+        earlier.amount_minor = order.agreed_amount_minor
+        earlier.currency = order.currency
+        earlier.gateway = gateway
+        earlier.authorized_minor = 0
+        earlier.intent_ref = None
+        earlier.hold_expires_at = None
+        earlier.authorize_at = None
+        earlier.flag = None
+        earlier.flagged_at = None
+        txn = transaction_of(session, earlier)
+        txn.payee_id = order.provider_id
+        txn.currency = order.currency
+        txn.stripe_payment_intent_id = None
+        earlier.state = EscrowState.AWAITING_AUTHORIZATION.value
+        txn.status = PAYMENT_STATUS[EscrowState.AWAITING_AUTHORIZATION]
+        session.flush()
+        return earlier
     txn = PaymentTransaction(order_id=order.id, payer_id=order.creator_id,
                              payee_id=order.provider_id, gross_amount_minor=0,
                              platform_fee_minor=0, processing_fee_minor=0, net_amount_minor=0,

@@ -104,6 +104,8 @@ def _intent(obj: Any) -> Intent:
         order_id=(pi.get("metadata") or {}).get(METADATA_ORDER),
         created=datetime.fromtimestamp(created, UTC) if created else None,
         decline_code=error.get("decline_code") or error.get("code"),
+        client_secret=pi.get("client_secret"),
+        next_action=(pi.get("next_action") or {}).get("type"),
     )
 
 

@@ -23,6 +23,7 @@ from domain.payments.config import PaymentConfig
 from domain.payments.errors import ProcessorUnavailable
 from domain.payments.escrow import EscrowState, Flag
 from domain.payments.gateway import IntentStatus, InvalidSignature, PaymentGateway, WebhookEvent
+from domain.payments.holds import settle_authentication
 from domain.payments.records import COMPLETED, FAILED, publish, set_flag, set_state
 
 
@@ -75,6 +76,10 @@ def sync_intent(session: Session, gateway: PaymentGateway, config: PaymentConfig
     assert order is not None
     intent = gateway.retrieve_intent(intent_ref)
     state = EscrowState(escrow.state)
+    if state is EscrowState.AWAITING_AUTHENTICATION and order.status is OrderStatus.ACCEPTED:
+        # 3-D Secure finished (``payment_intent.amount_capturable_updated``: requires_capture)
+        # or failed (``payment_intent.payment_failed``): the same step as the confirm endpoint.
+        return settle_authentication(session, gateway, config, order, escrow, intent, now)
     if state is EscrowState.AUTHORIZED and intent.status == IntentStatus.SUCCEEDED:
         # Captured at the processor but not here (our commit was lost): book it now.
         record_capture(session, escrow, order, intent, now,

@@ -22,6 +22,8 @@ LEGAL = {
     (A.DISPUTE, S.COMPLETED): ({Actor.CREATOR}, S.DISPUTED),
     (A.RESOLVE_RELEASE, S.DISPUTED): ({Actor.ADMIN}, S.COMPLETED),
     (A.RESOLVE_REFUND, S.DISPUTED): ({Actor.ADMIN}, S.CANCELLED),
+    # 3-D Secure never completed: the system undoes the acceptance (issue 17).
+    (A.LAPSE_ACCEPTANCE, S.ACCEPTED): ({Actor.SYSTEM}, S.PENDING),
 }
 
 
