@@ -1,4 +1,5 @@
-"""/health never touches dependencies; /ready turns 503 when the database or Redis is down."""
+"""/health never touches dependencies; /ready turns 503 when the database, Redis or the task
+broker is down."""
 
 from __future__ import annotations
 
@@ -16,19 +17,23 @@ def test_health_and_ready_when_all_is_up(client: FlaskClient) -> None:
     assert client.get("/health").json["data"]["status"] == "ok"
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json["data"]["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json["data"]["checks"] == {"database": "ok", "redis": "ok", "broker": "ok"}
 
 
-@pytest.mark.parametrize(("database", "redis_url", "down"), [
-    (None, DEAD_REDIS, {"redis"}),
-    (DEAD_POSTGRES, None, {"database"}),
-    (DEAD_POSTGRES, DEAD_REDIS, {"database", "redis"}),
+@pytest.mark.parametrize(("database", "redis_url", "broker_url", "down"), [
+    (None, DEAD_REDIS, None, {"redis", "broker"}),  # the broker is the app's Redis by default
+    (DEAD_POSTGRES, None, None, {"database"}),
+    (DEAD_POSTGRES, DEAD_REDIS, None, {"database", "redis", "broker"}),
+    (None, None, DEAD_REDIS, {"broker"}),  # a broker of its own, down: not ready either
 ])
 def test_ready_is_503_when_a_dependency_is_down(pg_url: str, database: str | None,
-                                                redis_url: str | None, down: set[str]) -> None:
-    overrides = {"readiness_timeout_s": 0.5}
+                                                redis_url: str | None, broker_url: str | None,
+                                                down: set[str]) -> None:
+    overrides: dict[str, object] = {"readiness_timeout_s": 0.5}
     if redis_url:
         overrides["redis_url"] = redis_url
+    if broker_url:
+        overrides["celery_broker_url"] = broker_url
     app = create_app(make_settings(database or pg_url, **overrides))
     client = app.test_client()
     assert client.get("/health").status_code == 200  # liveness is unaffected
