@@ -23,6 +23,7 @@ from db.models import (
     OrderAssignment,
     OrderDispatch,
     OrderMatch,
+    ProviderNoShow,
     User,
 )
 
@@ -118,8 +119,17 @@ def track_record(session: Session, provider_id: uuid.UUID) -> tuple[float | None
     ).where(Order.provider_id == provider_id,
             Order.status.in_([OrderStatus.COMPLETED, OrderStatus.CANCELLED,
                               OrderStatus.DISPUTED]))).one()
+    # No-shows (issue 17) count as assignments not completed, however the order ended (it may
+    # have been re-opened and given to someone else); the cancelled order itself is not
+    # counted twice.
+    no_shows = int(session.scalar(select(func.count()).select_from(ProviderNoShow).where(
+        ProviderNoShow.provider_id == provider_id)) or 0)
+    own_no_shows = int(session.scalar(select(func.count()).select_from(Order).where(
+        Order.provider_id == provider_id, Order.status == OrderStatus.CANCELLED,
+        Order.cancellation_reason == "no_show")) or 0)
+    assigned = finished[0] - own_no_shows + no_shows
     acceptance = (decided[1] or 0) / decided[0] if decided[0] else None
-    completion = (finished[1] or 0) / finished[0] if finished[0] else None
+    completion = (finished[1] or 0) / assigned if assigned else None
     return acceptance, completion
 
 

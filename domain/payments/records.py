@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.enums import PaymentStatus
+from core.errors import Conflict
 from db.models import Order, PaymentEscrow, PaymentTransaction
 from domain.events import emit
 from domain.money import format_minor
@@ -21,10 +23,16 @@ from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
 PROCESSING = "payment:processing"
 COMPLETED = "payment:completed"
 FAILED = "payment:failed"
+#: Escrows an order re-opened after a no-show may start again from: nothing held, nothing owed.
+REUSABLE = frozenset({EscrowState.RELEASED.value, EscrowState.FAILED.value})
 
 
 def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
-    """The escrow of a just-accepted order (and its ``payment_transactions`` row)."""
+    """The escrow of a just-accepted order (and its ``payment_transactions`` row). An order
+    re-opened after a no-show (issue 17) already has one, released with nothing captured: it
+    is reused for the new acceptance, with a new transaction row (the old one stays, as
+    ``cancelled``) and the hold generation carried on, so the new hold's idempotency key is
+    new too."""
     assert order.provider_id is not None and order.agreed_amount_minor is not None
     txn = PaymentTransaction(order_id=order.id, payer_id=order.creator_id,
                              payee_id=order.provider_id, gross_amount_minor=0,
@@ -32,6 +40,25 @@ def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
                              currency=order.currency, status=PaymentStatus.PENDING)
     session.add(txn)
     session.flush()
+    previous = session.scalars(select(PaymentEscrow).where(
+        PaymentEscrow.order_id == order.id).with_for_update()).first()
+    if previous is not None:
+        if previous.state not in REUSABLE or previous.captured_minor:
+            raise Conflict("This order's previous payment is still open.",
+                           code="PAYMENT_RELEASE_PENDING", details={"state": previous.state})
+        previous.transaction_id = txn.id
+        previous.payee_id = order.provider_id
+        previous.state = EscrowState.AWAITING_AUTHORIZATION.value
+        previous.currency = order.currency
+        previous.amount_minor = order.agreed_amount_minor
+        previous.authorized_minor = previous.refund_due_minor = 0
+        previous.intent_ref = None
+        previous.hold_expires_at = None
+        previous.flag = None
+        previous.flagged_at = None
+        previous.gateway = gateway
+        session.flush()
+        return previous
     escrow = PaymentEscrow(order_id=order.id, transaction_id=txn.id, payer_id=order.creator_id,
                            payee_id=order.provider_id,
                            state=EscrowState.AWAITING_AUTHORIZATION.value,
