@@ -8,7 +8,6 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus, UserRole
@@ -21,6 +20,7 @@ from db.models import (
     ProviderNoShow,
     User,
 )
+from db.queries.matching import insert_ignoring_duplicates
 
 
 def find_no_show_candidates(session: Session, now: datetime, window: timedelta,
@@ -62,15 +62,8 @@ def record_no_show(session: Session, order: Order, due_at: datetime, now: dateti
     assert order.provider_id is not None and order.accepted_at is not None
     values = {"id": uuid.uuid4(), "order_id": order.id, "provider_id": order.provider_id,
               "accepted_at": order.accepted_at, "due_at": due_at, "recorded_at": now}
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(pg_insert(ProviderNoShow).values(values).on_conflict_do_nothing())
-        return
-    exists = session.scalar(select(ProviderNoShow.id).where(
-        ProviderNoShow.order_id == order.id, ProviderNoShow.provider_id == order.provider_id,
-        ProviderNoShow.accepted_at == order.accepted_at))
-    if exists is None:
-        session.add(ProviderNoShow(**values))
-        session.flush()
+    insert_ignoring_duplicates(session, ProviderNoShow, [values],
+                               ("order_id", "provider_id", "accepted_at"))
 
 
 def no_show_count(session: Session, provider_id: uuid.UUID) -> int:
