@@ -174,7 +174,10 @@ def refused_pairs(session: Session, order_ids: Sequence[uuid.UUID]
         return set()
     rows = session.execute(select(OrderMatch.order_id, OrderMatch.provider_id).where(
         OrderMatch.order_id.in_(order_ids), OrderMatch.status.in_(REFUSED_MATCH_STATUSES)))
-    return {(o, p) for o, p in rows}
+    # A provider who did not show up for an order (issue 17) is never matched to it again.
+    no_shows = session.execute(select(ProviderNoShow.order_id, ProviderNoShow.provider_id)
+                               .where(ProviderNoShow.order_id.in_(order_ids)))
+    return {(o, p) for o, p in rows} | {(o, p) for o, p in no_shows}
 
 
 def invited_pairs(session: Session, order_ids: Sequence[uuid.UUID]

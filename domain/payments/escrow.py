@@ -9,6 +9,10 @@ States (``payment_escrows.state``)::
            └──cancel──▶ released ◀┘cancel                    refunded         settled
                                   failed ◀── declined off-session / hold lapsed / capture refused
 
+An order re-opened after a provider no-show (issue 17) starts its escrow again from
+``released`` (or ``failed``) with nothing captured: back to ``awaiting_authorization``, with a
+new transaction row (``records.open_escrow``).
+
 ``payment_transactions.status`` (the spec's enum) is derived: awaiting -> pending, authorized ->
 processing, captured/settling/settled -> succeeded, released -> cancelled, refunded -> refunded,
 failed -> failed.

@@ -97,6 +97,8 @@ def test_a_no_show_is_cancelled_released_counted_and_reopened(
                                                                   "no_show")
     rows = db_session.scalars(select(ProviderNoShow).where(ProviderNoShow.order_id == oid)).all()
     assert [r.provider_id for r in rows] == [people["provider"].id]
+    # Never matched to this order again, by the batch re-match either.
+    assert (oid, people["provider"].id) in match_queries.refused_pairs(db_session, [oid])
     # The creator (and the provider) are told, through the outbox and the routing table.
     [event] = _outbox(db_session, oid, "order:cancelled")
     assert event.payload["reason"] == "no_show"
