@@ -30,6 +30,14 @@ class OrjsonProvider(DefaultJSONProvider):
         return orjson.dumps(obj, default=self.default,
                             option=_OPTIONS & ~orjson.OPT_APPEND_NEWLINE).decode()
 
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        # Flask answers a ValueError with 400; a document nested deeper than the parser's
+        # recursion raises RecursionError, which would be a 500.
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)  # type: ignore[return-value]  # indented

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Any
 
 import flask_smorest
@@ -19,6 +22,14 @@ class ArgumentsParser(FlaskParser):
     # The spec: a validation failure is 400 VALIDATION_ERROR (webargs defaults to 422).
     DEFAULT_VALIDATION_STATUS = 400
 
+    def _raw_load_json(self, req: Any) -> Any:
+        # A pathologically deep document exhausts the parser's recursion (RecursionError, not
+        # a JSONDecodeError): answer it as the malformed JSON it is (400), not a 500.
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as exc:
+            raise json.JSONDecodeError("JSON nested too deeply", "<deep>", 0) from exc
+
 
 class Serialized(dict[str, Any]):
     """A body already in wire form (built by a hand-written serializer on a hot path). Response
@@ -26,11 +37,60 @@ class Serialized(dict[str, Any]):
     keeps each fast serializer equal to its schema."""
 
 
+#: Control characters no text field accepts: NUL (PostgreSQL refuses it in text, a 500 before
+#: this check) and the other C0 controls and DEL, which no form or human types (terminal
+#: escapes, log forging). Tab, newline and carriage return stay allowed.
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Beyond any column of ours (BIGINT) and any amount or coordinate: refused before a field or
+#: the database sees it.
+_LARGEST_INTEGER = 2**63 - 1
+
+
+def _hostile(value: Any) -> str | None:
+    """Why a decoded value may not enter at all, or None."""
+    if isinstance(value, str):
+        if _FORBIDDEN_CHARACTERS.search(value):
+            return "Control characters are not allowed."
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int):
+        if abs(value) > _LARGEST_INTEGER:
+            return "Number out of range."
+    elif isinstance(value, float) and not math.isfinite(value):
+        return "Number out of range."
+    return None
+
+
+def _hostile_paths(value: Any, path: str, found: dict[str, list[str]]) -> None:
+    """Walk a decoded body (iteratively bounded by the parser's own depth) collecting the
+    paths of hostile values, keys included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if (problem := _hostile(key)) is not None:
+                found.setdefault(child, []).append(problem)
+            _hostile_paths(item, child, found)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _hostile_paths(item, f"{path}.{index}" if path else str(index), found)
+    elif (problem := _hostile(value)) is not None:
+        found.setdefault(path or "_schema", []).append(problem)
+
+
 class Schema(ma.Schema):
-    """Base schema: unknown fields are rejected, so typos never pass silently."""
+    """Base schema: unknown fields are rejected, so typos never pass silently; every string
+    and number that enters is checked here, once, before any field sees it."""
 
     class Meta:
         unknown = ma.RAISE
+
+    @ma.pre_load
+    def _refuse_hostile_values(self, data: Any, **_: Any) -> Any:
+        found: dict[str, list[str]] = {}
+        _hostile_paths(data, "", found)
+        if found:
+            raise ma.ValidationError(found)
+        return data
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
         if isinstance(obj, Serialized):

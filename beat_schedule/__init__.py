@@ -114,6 +114,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    # Acceptances still waiting for the creator's 3-D Secure past
+    # PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES: the intent is cancelled, the order pending again.
+    "payments-expire-authentications": {
+        "task": "payments.expire_authentications",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
     "payments-renew-holds": {  # holds about to lapse: renew, or flag the order
         "task": "payments.renew_holds",
         "schedule": 900.0,

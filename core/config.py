@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     payment_gateway: str = Field(default="offline", pattern="^(offline|stripe)$")
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
+    # The Connect endpoint's own signing secret (connected accounts' events: account.updated,
+    # payout.*), received at /api/v1/webhooks/stripe/connect.
+    stripe_connect_webhook_secret: str | None = None
     stripe_api_base: str | None = None  # None: Stripe's own; tests point it at localstripe
     stripe_webhook_tolerance_s: int = Field(default=300, ge=1, le=3600)
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
@@ -188,6 +191,8 @@ class Settings(BaseSettings):
     payment_settlement_batch: int = Field(default=100, ge=1, le=1000)
     payment_orphan_hold_grace_minutes: int = Field(default=30, ge=1)
     payment_rate_limit_retries: int = Field(default=5, ge=0, le=20)
+    # An acceptance whose card wants 3-D Secure waits this long for the creator (issue 17).
+    payment_authentication_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     payment_reconcile_lookback_hours: int = Field(default=48, ge=1)
     # Accepting an offer needs a card (given or saved). None: on, except under APP_ENV=test,
     # whose lifecycle suites accept without one (the payments suites turn it on).

@@ -15,7 +15,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from db.models import Order, OrderApplication, User
 from db.pagination import CursorCodec, Page, paginate
 from domain.events import emit
-from domain.money import MoneyError, to_minor
+from domain.money import MoneyError, check_chargeable, to_minor
 from domain.order_states import Actor
 from domain.orders import actor_for, load_visible
 
@@ -32,7 +32,8 @@ def apply(session: Session, order_id: uuid.UUID, provider: User, *, message: str
     proposed_amount_minor = None
     if proposed_amount is not None:
         try:
-            proposed_amount_minor = to_minor(proposed_amount, order.currency)
+            proposed_amount_minor = check_chargeable(to_minor(proposed_amount, order.currency),
+                                                     order.currency)
         except MoneyError as exc:
             raise ValidationFailed(str(exc), details={"proposedAmount": [str(exc)]}) from exc
     if order.creator_id == provider.id:

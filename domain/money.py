@@ -60,6 +60,7 @@ __all__ = [
     "BPS_DENOMINATOR",
     "MAX_MINOR_UNITS",
     "SUPPORTED_CURRENCIES",
+    "ZERO_ENDING_CURRENCIES",
     "CurrencyMismatch",
     "FeePolicy",
     "FeeSplit",
@@ -70,6 +71,7 @@ __all__ = [
     "MoneyError",
     "UnknownCurrency",
     "allocate",
+    "check_chargeable",
     "currency_exponent",
     "format_minor",
     "from_minor",
@@ -453,6 +455,27 @@ def split_fees(gross_minor: int, currency: str, policy: FeePolicy) -> FeeSplit:
         net=gross - platform - processing,
         currency=code,
     )
+
+
+# ------------------------------------------------------------------------ chargeable
+
+#: Three-decimal currencies Stripe charges only in multiples of 10 minor units (the last
+#: digit must be 0): an amount like 12.345 KWD is refused at the processor, so it is refused
+#: when the order is made rather than when the creator's card is held.
+ZERO_ENDING_CURRENCIES = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+
+def check_chargeable(minor: int, currency: str) -> int:
+    """``minor`` if the card processor can charge it in ``currency``, else InvalidAmount."""
+    code = normalize_currency(currency)
+    if code in ZERO_ENDING_CURRENCIES and minor % 10:
+        raise InvalidAmount(
+            f"{code} amounts must end in 0: the card processor charges {code} in steps of "
+            f"{format_minor(10, code)}",
+            details={"amount": format_minor(minor, code), "currency": code},
+            code="AMOUNT_NOT_CHARGEABLE",
+        )
+    return minor
 
 
 # -------------------------------------------------------------------------- allocate

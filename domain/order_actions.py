@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus
@@ -19,10 +19,12 @@ from core.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from core.geo import great_circle_m
 from db.models import Order, OrderApplication, User
 from db.queries import orders as order_queries
+from db.queries import payments as payment_queries
 from domain import applications, stream_sessions
 from domain.events import record_order_event
 from domain.order_states import Action, Actor, check_transition
 from domain.orders import OrderRules, actor_for
+from domain.payments.escrow import EscrowState
 from domain.stream_sessions import StreamRules
 
 
@@ -89,11 +91,37 @@ def accept(session: Session, order_id: uuid.UUID, application_id: uuid.UUID,
     return order
 
 
+def lapse_acceptance(session: Session, order: Order, now: datetime, reason: str) -> Order:
+    """Undo an acceptance whose payment never got authorised (3-D Secure not completed): the
+    order is pending again with no provider, the accepted application is pending again (the
+    creator may accept it once more, say with another card), the stream key is revoked.
+    Rivals rejected by the acceptance stay rejected; matching invites anew. The caller holds
+    the order's row lock and has already released the payment."""
+    accepted = session.scalars(select(OrderApplication).where(
+        OrderApplication.order_id == order.id,
+        OrderApplication.status == ApplicationStatus.ACCEPTED)).all()
+    for application in accepted:
+        application.status = ApplicationStatus.PENDING
+    provider_id = order.provider_id
+    order.provider_id = None
+    order.accepted_at = None
+    order.agreed_amount_minor = None
+    stream_sessions.revoke(session, order.id, now)
+    return _transition(session, order, Action.LAPSE_ACCEPTANCE, Actor.SYSTEM, None,
+                       reason=reason,
+                       data={"providerId": str(provider_id) if provider_id else None})
+
+
 def start(session: Session, order_id: uuid.UUID, provider: User,
           location: KnownLocation | None, now: datetime, max_location_age: timedelta) -> Order:
-    """Go live: only the assigned provider, and only from inside the order's service radius."""
+    """Go live: only the assigned provider, only from inside the order's service radius, and
+    not while the creator's card still waits for 3-D Secure (no money is held yet)."""
     order, actor = _load_for(session, order_id, provider)
     check_transition(Action.START, order.status, actor)
+    escrow = payment_queries.find_escrow_by_order(session, order.id)
+    if escrow is not None and escrow.state == EscrowState.AWAITING_AUTHENTICATION:
+        raise Conflict("The creator has not finished authenticating the payment yet.",
+                       code="PAYMENT_AUTHENTICATION_PENDING")
     if location is None or now - location.recorded_at > max_location_age:
         raise Unprocessable("Share your current location before starting the stream.",
                             code="LOCATION_UNKNOWN")

@@ -11,6 +11,12 @@ Automatic edges (issue 17, docs/orders.md has the diagram with its timers): ``no
 pending, by the creator), an overdue active order completed by the system, and a dispute
 resolved by the system's default rule.
 
+An acceptance whose card wants 3-D Secure stays ``accepted`` with its escrow
+``awaiting_authentication`` (the provider may not start meanwhile); if the creator does not
+authenticate within PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES (or the bank refuses), the system
+undoes the acceptance: ``accepted ──lapse_acceptance──▶ pending`` (event
+``order:acceptance_lapsed``), and the order is matched again.
+
 Expiry is a cancellation with reason ``expired`` (the spec's enum has no separate state, and a
 client treats both the same way: the order will not happen). Who may fire each transition is part
 of the table, so "may this actor do this now?" has exactly one answer.
@@ -41,6 +47,7 @@ class Action(StrEnum):
     DISPUTE = "dispute"
     RESOLVE_RELEASE = "resolve_release"
     RESOLVE_REFUND = "resolve_refund"
+    LAPSE_ACCEPTANCE = "lapse_acceptance"  # 3-D Secure never completed: back to pending
     NO_SHOW = "no_show"
     REOPEN = "reopen"
 
@@ -76,6 +83,8 @@ TRANSITIONS: dict[Action, Transition] = {
                    frozenset({Actor.ADMIN, Actor.SYSTEM}), "order:resolved"),
         Transition(Action.RESOLVE_REFUND, frozenset({S.DISPUTED}), S.CANCELLED,
                    frozenset({Actor.ADMIN, Actor.SYSTEM}), "order:resolved"),
+        Transition(Action.LAPSE_ACCEPTANCE, frozenset({S.ACCEPTED}), S.PENDING,
+                   frozenset({Actor.SYSTEM}), "order:acceptance_lapsed"),
         # A provider who never started: a cancellation (so the hold is released by the same
         # follow-up as any cancellation), told to both parties as ``order:cancelled``.
         Transition(Action.NO_SHOW, frozenset({S.ACCEPTED}), S.CANCELLED,

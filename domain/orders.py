@@ -28,7 +28,7 @@ from domain.events import (
     order_snapshot,
     record_order_event,
 )
-from domain.money import MoneyError, to_minor
+from domain.money import MoneyError, check_chargeable, to_minor
 from domain.order_states import Actor
 
 
@@ -95,6 +95,15 @@ def _check_area(session: Session, latitude: float, longitude: float) -> None:
         raise _outside_areas()
 
 
+def _check_chargeable(minor: int, currency: str, field_name: str) -> None:
+    """A 400 now rather than a processor refusal at acceptance (three-decimal currencies)."""
+    try:
+        check_chargeable(minor, currency)
+    except MoneyError as exc:
+        raise ValidationFailed(exc.message, code=exc.code,
+                               details={field_name: [exc.message]}) from exc
+
+
 def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rules: OrderRules,
                  now: datetime) -> Row[Any]:
     """A new pending order of ``creator_id`` (an id, not the account row: the caller's role
@@ -107,6 +116,7 @@ def create_order(session: Session, creator_id: uuid.UUID, draft: OrderDraft, rul
     ``Order`` attributes' names), on either database."""
     _check_rules(rules, service_radius=draft.service_radius,
                  scheduled_for=draft.scheduled_for, now=now)
+    _check_chargeable(draft.base_amount_minor, draft.currency, "baseAmount")
     values: dict[str, Any] = {
         "id": uuid.uuid4(), "title": draft.title, "description": draft.description,
         "creator_id": creator_id, "provider_id": None, "latitude": draft.latitude,
@@ -213,6 +223,7 @@ def update_order(session: Session, order_id: uuid.UUID, creator: User, changes: 
             changes["base_amount_minor"] = to_minor(changes.pop("base_amount"), currency)
         except MoneyError as exc:
             raise ValidationFailed(str(exc), details={"baseAmount": [str(exc)]}) from exc
+        _check_chargeable(changes["base_amount_minor"], currency, "baseAmount")
     for name, value in changes.items():
         setattr(order, name, value)
     session.flush()

@@ -33,6 +33,7 @@ from domain import order_actions, stream_sessions
 from domain.events import record_order_event
 from domain.order_states import Actor
 from domain.payments import capture
+from domain.payments.escrow import EscrowState
 from domain.payments.records import REUSABLE
 from domain.stream_sessions import StreamRules
 
@@ -76,6 +77,11 @@ def cancel_no_show(session: Session, order_id: uuid.UUID, rules: OverdueRules,
         return None
     due = start_due(order, rules)
     if due is None or now < due:
+        return None
+    escrow = payment_queries.find_escrow_by_order(session, order_id)
+    if escrow is not None and escrow.state == EscrowState.AWAITING_AUTHENTICATION.value:
+        # The provider may not start before the creator's 3-D Secure: not their miss (the
+        # authentication's own timeout lapses the acceptance).
         return None
     queries.record_no_show(session, order, due, now)
     return order_actions.no_show(session, order_id, due, now)

@@ -34,7 +34,7 @@ from matching.index import ProviderIndex
 ORDER_EVENTS = frozenset({
     "order:created", "order:updated", "order:matched", "order:accepted", "order:started",
     "order:completed", "order:cancelled", "order:expired", "order:disputed", "order:resolved",
-    "order:deleted", "order:reopened",
+    "order:deleted", "order:acceptance_lapsed", "order:reopened",
 })
 #: Escalations of orders nobody ended (issue 17, ``domain.overdue``): told to every admin.
 ADMIN_EVENTS = frozenset({"order:escalated"})
@@ -46,6 +46,7 @@ INVITATION_EVENTS = frozenset({
 #: joined before keeps receiving what is sent there (a live position above all).
 ROOM_CLOSING = frozenset({
     "order:completed", "order:cancelled", "order:expired", "order:deleted", "order:resolved",
+    "order:acceptance_lapsed",
 })
 #: Events whose rows are written by their own tasks (``domain.notifications``), not here.
 SELF_NOTIFYING = frozenset({"dispatch:offered", "notification:order:created"})

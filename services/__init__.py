@@ -48,6 +48,7 @@ class Payments:
     config: PaymentConfig
     webhook_secret: str | None
     webhook_tolerance_s: int
+    connect_webhook_secret: str | None = None
 
 
 @dataclass
@@ -125,7 +126,8 @@ def build_services(settings: Settings) -> Services:
             gateway=make_gateway(settings, client),
             config=PaymentConfig.from_settings(settings),
             webhook_secret=settings.stripe_webhook_secret,
-            webhook_tolerance_s=settings.stripe_webhook_tolerance_s),
+            webhook_tolerance_s=settings.stripe_webhook_tolerance_s,
+            connect_webhook_secret=settings.stripe_connect_webhook_secret),
         events=RedisEventPublisher(client),
         read_cache=OrderReadCache(client, settings.read_cache_ttl_s),
         token_issuer=TokenIssuer(settings.jwt_secret_key, settings.jwt_access_ttl_s,

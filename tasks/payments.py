@@ -137,6 +137,17 @@ def authorize_due(self: ServicesTask) -> int:
     return _each(svc, ids, holds.authorize, "authorize")
 
 
+@shared_task(name="payments.expire_authentications", bind=True, time_limit=300,
+             soft_time_limit=280, ignore_result=True)
+def expire_authentications(self: ServicesTask) -> int:
+    """Acceptances whose 3-D Secure was not completed in time go back to pending (the
+    abandoned intent cancelled with its key; each order re-checked under its lock)."""
+    svc = self.services
+    with svc.db.transaction() as session:
+        ids = queries.find_authentication_lapsed(session, _now(), BATCH)
+    return _each(svc, ids, holds.expire_authentication, "expire authentication")
+
+
 @shared_task(name="payments.renew_holds", bind=True, time_limit=300, soft_time_limit=280,
              ignore_result=True)
 def renew_holds(self: ServicesTask) -> int:

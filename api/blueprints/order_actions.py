@@ -10,14 +10,16 @@ from flask.views import MethodView
 
 from api.auth import authenticated, current_user
 from api.blueprints.order_schemas import (
+    AcceptAwaitingAuthenticationSchema,
     AcceptSchema,
     OrderEnvelopeSchema,
+    PaymentConfirmSchema,
     ReasonSchema,
     ResolveSchema,
 )
 from api.blueprints.orders import rules
 from api.services import payments, services
-from api.smorest import Blueprint
+from api.smorest import Blueprint, Serialized
 from domain import order_actions, overdue
 from domain.payments import capture, holds
 from domain.permissions import Permission
@@ -42,14 +44,49 @@ class Accept(MethodView):
     @authenticated(Permission.CREATE_ORDERS)
     @blp.arguments(AcceptSchema)
     @blp.response(200, OrderEnvelopeSchema)
-    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> dict[str, Any]:
+    @blp.alt_response(202, schema=AcceptAwaitingAuthenticationSchema,
+                      description="Accepted, awaiting the card's 3-D Secure: finish it with "
+                                  "payment.clientSecret, then POST .../payment/confirm")
+    def post(self, body: dict[str, Any], order_id: uuid.UUID) -> Any:
         """Accept one application (creator): the others are rejected, the provider assigned,
-        and the agreed amount held on the creator's card (402 when declined)."""
+        and the agreed amount held on the creator's card (402 when declined). A card that
+        wants 3-D Secure: 202, the order accepted and awaiting authentication."""
         pay = payments()
-        order = holds.accept_with_hold(services().db.session(), pay.gateway, pay.config,
-                                       order_id, body["applicationId"], current_user(),
-                                       body["paymentMethodId"], _now())
-        return {"order": order}
+        accepted = holds.accept_with_hold(services().db.session(), pay.gateway, pay.config,
+                                          order_id, body["applicationId"], current_user(),
+                                          body["paymentMethodId"], _now())
+        if accepted.action is not None:
+            # Already in wire form: the 200 schema passes it through (api.smorest.Serialized).
+            return Serialized(AcceptAwaitingAuthenticationSchema().dump(
+                {"order": accepted.order, "payment": _action(accepted.action)})), 202
+        return {"order": accepted.order}
+
+
+def _action(action: holds.AuthenticationAction) -> dict[str, Any]:
+    return {"status": action.status, "intentId": action.intent_id,
+            "clientSecret": action.client_secret,
+            "nextAction": {"type": action.next_action} if action.next_action else None,
+            "expiresAt": action.expires_at}
+
+
+@blp.route("/orders/<uuid:order_id>/payment/confirm")
+class ConfirmPayment(MethodView):
+    @authenticated(Permission.CREATE_ORDERS)
+    @blp.response(200, PaymentConfirmSchema)
+    @blp.alt_response(202, schema=PaymentConfirmSchema,
+                      description="Still awaiting 3-D Secure")
+    def post(self, order_id: uuid.UUID) -> Any:
+        """After 3-D Secure (creator): re-read the payment from the processor. 200 with the
+        order (held: ``authorized``; the bank refused: ``authentication-failed``, the order
+        pending again); 202 while the processor still waits for the cardholder."""
+        pay = payments()
+        done = holds.confirm_by_creator(services().db.session(), pay.gateway, pay.config,
+                                        order_id, current_user(), _now())
+        body = {"order": done.order, "outcome": done.outcome,
+                "payment": _action(done.action) if done.action else None}
+        if done.action is not None:
+            return Serialized(PaymentConfirmSchema().dump(body)), 202
+        return body
 
 
 @blp.route("/orders/<uuid:order_id>/start")

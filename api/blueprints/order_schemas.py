@@ -129,6 +129,33 @@ class OrderEnvelopeSchema(Schema):
     order = OrderField()
 
 
+class NextActionSchema(Schema):
+    type = fields.String()  # Stripe's next_action.type, e.g. use_stripe_sdk
+
+
+class PaymentActionSchema(Schema):
+    """What the creator's client needs to finish 3-D Secure (Stripe.js
+    ``handleNextAction({clientSecret})``), then ``POST /orders/{id}/payment/confirm``."""
+
+    status = fields.String()  # the PaymentIntent's status (requires_action)
+    intentId = fields.String()
+    clientSecret = fields.String(allow_none=True)
+    nextAction = fields.Nested(NextActionSchema, allow_none=True)
+    expiresAt = fields.DateTime(allow_none=True)  # then the acceptance is undone
+
+
+class AcceptAwaitingAuthenticationSchema(Schema):
+    order = OrderField()
+    payment = fields.Nested(PaymentActionSchema)
+
+
+class PaymentConfirmSchema(Schema):
+    order = OrderField()
+    # authorized | awaiting-authentication | authentication-failed | already-held | ...
+    outcome = fields.String()
+    payment = fields.Nested(PaymentActionSchema, allow_none=True)
+
+
 class DeletedSchema(Schema):
     id = fields.UUID()
     deleted = fields.Boolean()

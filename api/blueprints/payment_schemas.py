@@ -56,6 +56,11 @@ class PaymentSchema(Schema):
         lambda v: _money(v, v.escrow.refunded_minor) if v.escrow else None)
     settlement = fields.Function(_settlement)
     flag = fields.Function(lambda v: v.escrow.flag if v.escrow else None)
+    # After settlement: where the provider's money is (pending, in_transit, paid, failed).
+    payoutStatus = fields.Function(lambda v: v.escrow.payout_status if v.escrow else None)
+    payoutStatusAt = fields.Function(
+        lambda v: v.escrow.payout_status_at.isoformat()
+        if v.escrow and v.escrow.payout_status_at else None)
     holdExpiresAt = fields.Function(
         lambda v: v.escrow.hold_expires_at.isoformat()
         if v.escrow and v.escrow.hold_expires_at else None)
@@ -106,12 +111,34 @@ class PayoutAccountCreateSchema(Schema):
 class PayoutAccountSchema(Schema):
     accountId = fields.String(attribute="account_ref")
     payoutsEnabled = fields.Boolean(attribute="payouts_enabled")
+    detailsSubmitted = fields.Boolean(attribute="details_submitted")
     createdAt = fields.DateTime(attribute="created_at")
     updatedAt = fields.DateTime(attribute="updated_at")
 
 
 class PayoutAccountEnvelopeSchema(Schema):
     payoutAccount = fields.Nested(PayoutAccountSchema)
+
+
+class PayoutAccountArgsSchema(Schema):
+    refresh = fields.Boolean(load_default=False,
+                             metadata={"description": "Re-read the account at the processor."})
+
+
+class OnboardingCreateSchema(Schema):
+    country = fields.String(load_default=None, allow_none=True,
+                            validate=validate.Regexp(r"^[A-Z]{2}$",
+                                                     error="An ISO 3166-1 alpha-2 code."))
+
+
+class OnboardingSchema(Schema):
+    payoutAccount = fields.Nested(PayoutAccountSchema)
+    onboardingUrl = fields.String()
+    expiresAt = fields.DateTime()
+
+
+class OnboardingLinkArgsSchema(Schema):
+    token = fields.String(required=True, validate=validate.Length(1, 500))
 
 
 class BalanceSchema(Schema):

@@ -20,6 +20,7 @@ from api.blueprints.payment_schemas import (
     PaymentMethodListSchema,
     PaymentPageSchema,
     PaymentView,
+    PayoutAccountArgsSchema,
     PayoutAccountCreateSchema,
     PayoutAccountEnvelopeSchema,
 )
@@ -33,7 +34,9 @@ from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain.money import format_minor
 from domain.orders import actor_for
-from domain.payments import processor_accounts
+from domain.payments import onboarding, processor_accounts
+from domain.payments.errors import for_request
+from domain.payments.gateway import GatewayError
 from domain.permissions import Permission
 
 blp = Blueprint("payments", __name__, description="Payments, payment methods, payouts, ledger")
@@ -96,13 +99,23 @@ class PaymentMethods(MethodView):
 @blp.route("/providers/me/payout-account")
 class MyPayoutAccount(MethodView):
     @authenticated(Permission.APPLY_ORDERS)
+    @blp.arguments(PayoutAccountArgsSchema, location="query")
     @blp.response(200, PayoutAccountEnvelopeSchema)
-    def get(self) -> dict[str, Any]:
-        """My payout account (404 until one is registered)."""
-        account = queries.find_payout_account(services().db.session(), current_user().id,
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """My payout account (404 until one is registered). ``refresh=true`` re-reads it at
+        the processor first (e.g. after onboarding, without waiting for its webhook)."""
+        session = services().db.session()
+        account = queries.find_payout_account(session, current_user().id,
                                               payments().gateway.name)
         if account is None:
             raise NotFound("No payout account yet.")
+        if args["refresh"]:
+            try:
+                account = onboarding.sync(session, payments().gateway, account.account_ref)
+            except GatewayError as exc:
+                raise for_request(exc, field="accountId") from exc
+            # The unit of work commits writes only; what this GET re-read is kept.
+            session.commit()
         return {"payoutAccount": account}
 
     @authenticated(Permission.APPLY_ORDERS)

@@ -27,3 +27,17 @@ class StripeWebhook(MethodView):
             request.headers.get("Stripe-Signature"), pay.webhook_secret,
             pay.webhook_tolerance_s, datetime.now(UTC))
         return {"received": True, "outcome": outcome}
+
+
+@blp.route("/stripe/connect")
+class StripeConnectWebhook(MethodView):
+    @blp.response(200, WebhookAckSchema)
+    def post(self) -> dict[str, Any]:
+        """Receive a Stripe Connect event (connected accounts: ``account.updated``,
+        ``payout.*``), signed with the Connect endpoint's own secret; handled like the rest."""
+        pay = payments()
+        outcome = webhooks.receive_stripe(
+            services().db.session(), pay.gateway, pay.config, request.get_data(cache=True),
+            request.headers.get("Stripe-Signature"), pay.connect_webhook_secret,
+            pay.webhook_tolerance_s, datetime.now(UTC))
+        return {"received": True, "outcome": outcome}

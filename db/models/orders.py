@@ -86,7 +86,7 @@ class Order(TimestampMixin, Base):
     disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancellation_reason: Mapped[str | None] = mapped_column(Text)
     dispute_reason: Mapped[str | None] = mapped_column(Text)
-    # Issue 17 (migration 0012): an order a beat job handed to admins, and why
+    # Issue 17 (migration 0013_hanging): an order a beat job handed to admins, and why
     # (``active_overdue``, ``dispute_overdue``); the job escalates each reason once.
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation: Mapped[str | None] = mapped_column(String(32))

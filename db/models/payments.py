@@ -83,6 +83,7 @@ class PaymentEscrow(TimestampMixin, Base):
         Index("idx_escrows_authorize_at", "state", "authorize_at"),
         Index("idx_escrows_hold_expiry", "state", "hold_expires_at"),
         Index("idx_escrows_settle_after", "state", "settle_after"),
+        Index("idx_escrows_payout", "payee_id", "payout_status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -110,6 +111,11 @@ class PaymentEscrow(TimestampMixin, Base):
     authorize_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settle_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     transfer_ref: Mapped[str | None] = mapped_column(String(255))
+    # Where the provider's money is after the transfer (domain.payments.payout_status):
+    # pending | in_transit | paid | failed, and the processor's bank payout carrying it.
+    payout_status: Mapped[str | None] = mapped_column(String(16))
+    payout_ref: Mapped[str | None] = mapped_column(String(255))
+    payout_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Why a human should look (declined renewal, lapsed hold, chargeback...); None when fine.
     flag: Mapped[str | None] = mapped_column(String(64))
     flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -165,6 +171,8 @@ class PayoutAccount(Base):
     gateway: Mapped[str] = mapped_column(String(16))
     account_ref: Mapped[str] = mapped_column(String(255))
     payouts_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The provider finished the processor's onboarding form (Connect ``details_submitted``).
+    details_submitted: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
@@ -47,6 +47,16 @@ def find_due_for_authorization(session: Session, now: datetime, limit: int) -> l
         .where(PaymentEscrow.state == "awaiting_authorization",
                PaymentEscrow.authorize_at <= now, PaymentEscrow.flag.is_(None))
         .order_by(PaymentEscrow.authorize_at).limit(limit)))
+
+
+def find_authentication_lapsed(session: Session, now: datetime, limit: int
+                               ) -> list[uuid.UUID]:
+    """Acceptances still waiting for 3-D Secure past their deadline (``hold_expires_at``)."""
+    return list(session.scalars(
+        select(PaymentEscrow.order_id)
+        .where(PaymentEscrow.state == "awaiting_authentication",
+               PaymentEscrow.hold_expires_at <= now)
+        .order_by(PaymentEscrow.hold_expires_at).limit(limit)))
 
 
 def find_due_for_renewal(session: Session, horizon: datetime, limit: int) -> list[uuid.UUID]:
@@ -140,6 +150,39 @@ def find_payout_account(session: Session, user_id: uuid.UUID,
                         gateway: str) -> PayoutAccount | None:
     return session.scalars(select(PayoutAccount).where(
         PayoutAccount.user_id == user_id, PayoutAccount.gateway == gateway)).one_or_none()
+
+
+def find_payout_account_by_ref(session: Session, gateway: str, account_ref: str, *,
+                               for_update: bool = False) -> PayoutAccount | None:
+    stmt = select(PayoutAccount).where(PayoutAccount.gateway == gateway,
+                                       PayoutAccount.account_ref == account_ref)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def find_escrow_by_transfer(session: Session, transfer_ref: str, *,
+                            for_update: bool = False) -> PaymentEscrow | None:
+    stmt = select(PaymentEscrow).where(PaymentEscrow.transfer_ref == transfer_ref)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def find_escrows_for_payout(session: Session, payee_id: uuid.UUID, gateway: str,
+                            payout_ref: str, statuses: tuple[str, ...],
+                            transferred_before: datetime) -> list[PaymentEscrow]:
+    """A payout's escrows (locked): those it already carries, and the provider's transferred
+    ones still waiting (``statuses``) whose transfer was made before the payout was."""
+    return list(session.scalars(
+        select(PaymentEscrow)
+        .where(PaymentEscrow.payee_id == payee_id, PaymentEscrow.gateway == gateway,
+               PaymentEscrow.transfer_ref.is_not(None),
+               or_(PaymentEscrow.payout_ref == payout_ref,
+                   and_(PaymentEscrow.payout_status.in_(statuses),
+                        PaymentEscrow.payout_status_at <= transferred_before)))
+        .order_by(PaymentEscrow.id)
+        .with_for_update()))
 
 
 def find_flagged_for_method(session: Session, user_id: uuid.UUID,

@@ -14,7 +14,7 @@ from db.models import Order, PaymentEscrow, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions
-from domain.money import MoneyError, to_minor
+from domain.money import MoneyError, check_chargeable, to_minor
 from domain.payments import keys, ledger, returns
 from domain.payments.config import PaymentConfig
 from domain.payments.escrow import (
@@ -117,7 +117,8 @@ def resolve_dispute(session: Session, order_id: uuid.UUID, admin: User | None, o
     refund_minor = None
     if refund_amount is not None:
         try:
-            refund_minor = to_minor(refund_amount, order.currency)
+            refund_minor = check_chargeable(to_minor(refund_amount, order.currency),
+                                            order.currency)
         except MoneyError as exc:
             raise ValidationFailed("The request is not valid.",
                                    details={"refundAmount": [exc.message]}) from exc
@@ -148,6 +149,6 @@ def apply_resolution(session: Session, gateway: PaymentGateway, config: PaymentC
     if escrow.state == EscrowState.AUTHORIZED:
         outcome = capture_now(session, gateway, config, escrow, order, now)
     if escrow.state == EscrowState.CAPTURED and escrow.refund_due_minor > 0:
-        returns.refund_due(session, gateway, escrow, order, now)
+        returns.refund_due(session, gateway, escrow, order, now, config.fee_policy)
         return "refunded"
     return outcome

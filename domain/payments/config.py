@@ -26,6 +26,9 @@ class PaymentConfig:
     require_method_at_accept: bool = True
     orphan_grace: timedelta = timedelta(minutes=30)
     rate_limit_retries: int = 5
+    # How long an acceptance waits for the creator's 3-D Secure before the order goes back to
+    # pending (the hold attempt is cancelled).
+    authentication_timeout: timedelta = timedelta(minutes=30)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PaymentConfig:
@@ -45,6 +48,8 @@ class PaymentConfig:
             require_method_at_accept=settings.payment_method_required_at_accept,
             orphan_grace=timedelta(minutes=settings.payment_orphan_hold_grace_minutes),
             rate_limit_retries=settings.payment_rate_limit_retries,
+            authentication_timeout=timedelta(
+                minutes=settings.payment_authentication_timeout_minutes),
         )
 
 

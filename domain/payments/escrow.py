@@ -9,9 +9,17 @@ States (``payment_escrows.state``)::
            └──cancel──▶ released ◀┘cancel                    refunded         settled
                                   failed ◀── declined off-session / hold lapsed / capture refused
 
-An order re-opened after a provider no-show (issue 17) starts its escrow again from
-``released`` (or ``failed``) with nothing captured: back to ``awaiting_authorization``, with a
-new transaction row (``records.open_escrow``).
+    awaiting_authorization ──hold wants 3-D Secure (on-session)──▶ awaiting_authentication
+    awaiting_authentication ──authenticated (webhook or POST .../payment/confirm)──▶ authorized
+    awaiting_authentication ──failed / timed out / order cancelled──▶ released
+
+``awaiting_authentication``: the intent exists (``intent_ref``) but the creator's bank wants
+3-D Secure; ``hold_expires_at`` is then the authentication deadline
+(``PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES``), after which beat cancels the intent and the order
+goes back to pending. A released escrow holds nothing, so a new acceptance reuses it
+(``records.open_escrow``), its hold generation counting on; so does the acceptance of an order
+re-opened after a provider no-show (issue 17): ``released ──accepted again──▶
+awaiting_authorization``.
 
 ``payment_transactions.status`` (the spec's enum) is derived: awaiting -> pending, authorized ->
 processing, captured/settling/settled -> succeeded, released -> cancelled, refunded -> refunded,
@@ -29,6 +37,7 @@ from core.enums import OrderStatus, PaymentStatus
 
 class EscrowState(StrEnum):
     AWAITING_AUTHORIZATION = "awaiting_authorization"
+    AWAITING_AUTHENTICATION = "awaiting_authentication"  # 3-D Secure: the creator must act
     AUTHORIZED = "authorized"
     CAPTURED = "captured"
     SETTLING = "settling"
@@ -41,6 +50,7 @@ class EscrowState(StrEnum):
 E = EscrowState
 PAYMENT_STATUS: dict[EscrowState, PaymentStatus] = {
     E.AWAITING_AUTHORIZATION: PaymentStatus.PENDING,
+    E.AWAITING_AUTHENTICATION: PaymentStatus.PENDING,
     E.AUTHORIZED: PaymentStatus.PROCESSING,
     E.CAPTURED: PaymentStatus.SUCCEEDED,
     E.SETTLING: PaymentStatus.SUCCEEDED,

@@ -36,6 +36,10 @@ class Intent:
     order_id: str | None = None  # our metadata
     created: datetime | None = None
     decline_code: str | None = None
+    # For a card that wants 3-D Secure (``requires_action``): what the creator's client needs
+    # to finish it (Stripe.js ``handleNextAction(client_secret)``). Never logged or broadcast.
+    client_secret: str | None = None
+    next_action: str | None = None  # Stripe's ``next_action.type``, e.g. ``use_stripe_sdk``
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,35 @@ class CardDetails:
 class ConnectedAccount:
     id: str
     payouts_enabled: bool
+    details_submitted: bool = True
+
+
+@dataclass(frozen=True)
+class AccountLink:
+    """A single-use onboarding URL for a connected account (Stripe: ~5 minutes)."""
+
+    url: str
+    expires_at: datetime
+
+
+class PayoutStatus:
+    """Stripe's Payout statuses: a connected account's balance on its way to the bank."""
+
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class Payout:
+    id: str
+    status: str
+    account: str  # the connected account it pays out of
+    created: datetime
+    amount: int = 0
+    currency: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +111,7 @@ class WebhookEvent:
     object_id: str | None
     object_type: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    account: str | None = None  # Connect events: the connected account it happened on
 
 
 # ------------------------------------------------------------------------------ errors
@@ -144,6 +178,21 @@ class PaymentGateway(Protocol):
         ...
 
     def retrieve_account(self, account_id: str) -> ConnectedAccount:
+        ...
+
+    def create_account(self, *, user_id: str, email: str, country: str | None,
+                       idempotency_key: str) -> ConnectedAccount:
+        """A new Express connected account for a provider (payouts disabled until onboarded)."""
+        ...
+
+    def create_account_link(self, account_id: str, *, refresh_url: str,
+                            return_url: str) -> AccountLink:
+        """An ``account_onboarding`` link; the processor sends the browser to ``refresh_url``
+        when it has expired or was already used, to ``return_url`` when the form is left."""
+        ...
+
+    def retrieve_payout(self, payout_id: str, *, account_id: str) -> Payout:
+        """A connected account's payout (to its bank)."""
         ...
 
     def create_hold(self, *, amount: int, currency: str, customer_id: str | None,

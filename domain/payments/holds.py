@@ -12,16 +12,19 @@ sweep (``reconciliation.sweep_orphan_holds``) cancels it after a grace period.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
-from core.errors import PaymentRequired
+from core.errors import NotFound, PaymentRequired
 from db.models import Order, PaymentEscrow, SavedPaymentMethod, User
 from db.queries import orders as order_queries
 from db.queries import payments as queries
 from domain import order_actions
+from domain.order_states import Actor
+from domain.orders import actor_for
 from domain.payments import keys, processor_accounts, returns
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import for_request
@@ -29,6 +32,7 @@ from domain.payments.escrow import EscrowState, Flag, cancellation_refund
 from domain.payments.gateway import (
     CardDeclined,
     GatewayError,
+    Intent,
     IntentStatus,
     PaymentGateway,
 )
@@ -48,9 +52,29 @@ RUNNING = (OrderStatus.ACCEPTED, OrderStatus.ACTIVE)
 class HoldNotAuthorized(Exception):
     """The processor answered but did not authorise (e.g. 3-D Secure required)."""
 
-    def __init__(self, status: str) -> None:
+    def __init__(self, status: str, intent: Intent | None = None) -> None:
         super().__init__(status)
         self.status = status
+        self.intent = intent
+
+
+@dataclass(frozen=True)
+class AuthenticationAction:
+    """What the creator's client needs to finish 3-D Secure: Stripe.js
+    ``handleNextAction({clientSecret})``, then ``POST /orders/{id}/payment/confirm`` (or wait
+    for the webhook). Only ever shown to the creator."""
+
+    status: str  # the intent's status
+    intent_id: str
+    client_secret: str | None
+    next_action: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    order: Order
+    action: AuthenticationAction | None = None  # set when the card wants 3-D Secure
 
 
 def _take_hold(session: Session, gateway: PaymentGateway, config: PaymentConfig,
@@ -65,9 +89,18 @@ def _take_hold(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         off_session=off_session,
         idempotency_key=keys.hold(escrow.order_id, generation, escrow.payment_method_ref))
     if intent.status != IntentStatus.REQUIRES_CAPTURE:
-        raise HoldNotAuthorized(intent.status)
-    escrow.intent_ref = intent.id
+        if intent.status == IntentStatus.REQUIRES_ACTION:
+            escrow.hold_generation = generation  # a later attempt must not replay this one
+        raise HoldNotAuthorized(intent.status, intent)
     escrow.hold_generation = generation
+    _authorized(session, config, escrow, intent, now)
+
+
+def _authorized(session: Session, config: PaymentConfig, escrow: PaymentEscrow,
+                intent: Intent, now: datetime) -> None:
+    """Book a held authorisation (fresh, or 3-D Secure just completed)."""
+    generation = escrow.hold_generation
+    escrow.intent_ref = intent.id
     escrow.authorized_minor = intent.amount
     escrow.hold_expires_at = config.timing.expires_at(now)
     escrow.authorize_at = None
@@ -89,12 +122,16 @@ def _open(session: Session, gateway: PaymentGateway, config: PaymentConfig, orde
 
 def accept_with_hold(session: Session, gateway: PaymentGateway, config: PaymentConfig,
                      order_id: uuid.UUID, application_id: uuid.UUID, creator: User,
-                     method_ref: str | None, now: datetime) -> Order:
+                     method_ref: str | None, now: datetime) -> Acceptance:
     """Accept an application and secure the money in the same transaction.
 
     The card is ``method_ref`` (saved on the way) or the creator's default saved card. The
     hold is taken now unless the order is beyond a hold's life (then beat authorises it
-    later). A decline raises PaymentRequired (402 CARD_DECLINED): the caller rolls back."""
+    later). A decline raises PaymentRequired (402 CARD_DECLINED): the caller rolls back.
+    A card that wants 3-D Secure does NOT roll back: the acceptance stands, the escrow waits
+    in ``awaiting_authentication`` until the creator authenticates (webhook or
+    ``confirm_authentication``) or the timeout undoes the acceptance
+    (``expire_authentication``); the answer carries what the client needs to act."""
     order = order_actions.accept(session, order_id, application_id, creator, now)
     method: SavedPaymentMethod | None
     if method_ref is not None:
@@ -109,20 +146,145 @@ def accept_with_hold(session: Session, gateway: PaymentGateway, config: PaymentC
                    customer.customer_ref if customer else None, now)
     if escrow.payment_method_ref is None:
         set_flag(escrow, Flag.PAYMENT_METHOD_MISSING, now)
-        return order
+        return Acceptance(order)
     if escrow.authorize_at is not None and escrow.authorize_at > now:
         publish(session, PROCESSING, escrow, "scheduled",
                 authorizeAt=escrow.authorize_at.isoformat())
-        return order
+        return Acceptance(order)
     try:
         _take_hold(session, gateway, config, escrow, now, off_session=False)
     except GatewayError as exc:
         raise for_request(exc, field="paymentMethodId") from exc
     except HoldNotAuthorized as exc:
-        raise PaymentRequired("The card needs the cardholder's authentication.",
-                              code="PAYMENT_ACTION_REQUIRED",
-                              details={"status": exc.status}) from exc
-    return order
+        if exc.intent is None or exc.status != IntentStatus.REQUIRES_ACTION:
+            raise PaymentRequired("The card needs the cardholder's authentication.",
+                                  code="PAYMENT_ACTION_REQUIRED",
+                                  details={"status": exc.status}) from exc
+        return Acceptance(order, _await_authentication(session, config, escrow, exc.intent,
+                                                       now))
+    return Acceptance(order)
+
+
+def _await_authentication(session: Session, config: PaymentConfig, escrow: PaymentEscrow,
+                          intent: Intent, now: datetime) -> AuthenticationAction:
+    escrow.intent_ref = intent.id
+    # In this state the hold's expiry is the authentication deadline (see escrow.py).
+    escrow.hold_expires_at = now + config.authentication_timeout
+    escrow.authorize_at = None
+    txn = set_state(session, escrow, EscrowState.AWAITING_AUTHENTICATION, now)
+    txn.stripe_payment_intent_id = intent.id
+    session.flush()
+    # The client secret is NOT in the event: events reach more than the creator's client.
+    publish(session, PROCESSING, escrow, "authentication_required",
+            expiresAt=escrow.hold_expires_at.isoformat())
+    return action_for(escrow, intent)
+
+
+def action_for(escrow: PaymentEscrow, intent: Intent) -> AuthenticationAction:
+    return AuthenticationAction(status=intent.status, intent_id=intent.id,
+                                client_secret=intent.client_secret,
+                                next_action=intent.next_action,
+                                expires_at=escrow.hold_expires_at)
+
+
+def _undo_acceptance(session: Session, gateway: PaymentGateway, order: Order,
+                     escrow: PaymentEscrow, now: datetime, reason: str) -> None:
+    """3-D Secure failed or timed out: cancel the abandoned intent, release the escrow, put
+    the order back to pending. The processor call is keyed, so a re-run repeats it safely."""
+    assert escrow.intent_ref is not None
+    returns.cancel_intent(gateway, order.id, escrow.intent_ref)
+    set_state(session, escrow, EscrowState.RELEASED, now)
+    escrow.hold_expires_at = None
+    session.flush()
+    publish(session, FAILED, escrow, "authentication", reason=reason)
+    order_actions.lapse_acceptance(session, order, now, reason)
+
+
+def settle_authentication(session: Session, gateway: PaymentGateway, config: PaymentConfig,
+                          order: Order, escrow: PaymentEscrow, intent: Intent,
+                          now: datetime) -> str:
+    """Apply what the processor says about an intent awaiting 3-D Secure (both rows locked
+    by the caller): authorised -> held; failed or cancelled -> the acceptance is undone;
+    still waiting -> nothing (the timeout decides)."""
+    if intent.status == IntentStatus.REQUIRES_CAPTURE:
+        _authorized(session, config, escrow, intent, now)
+        return "authorized"
+    if intent.status in (IntentStatus.REQUIRES_PAYMENT_METHOD, IntentStatus.CANCELED):
+        _undo_acceptance(session, gateway, order, escrow, now, "authentication_failed")
+        return "authentication-failed"
+    return "awaiting-authentication"
+
+
+def _locked_awaiting(session: Session, order_id: uuid.UUID
+                     ) -> tuple[Order, PaymentEscrow] | str:
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    escrow = queries.find_escrow_by_order(session, order_id, for_update=True)
+    if order is None or escrow is None:
+        return "nothing"
+    if escrow.state != EscrowState.AWAITING_AUTHENTICATION:
+        return "already-held" if escrow.state == EscrowState.AUTHORIZED else "not-awaiting"
+    if order.status is not OrderStatus.ACCEPTED:
+        return "not-accepted"  # cancelled meanwhile: ``release`` cancels the intent
+    return order, escrow
+
+
+def confirm_authentication(session: Session, gateway: PaymentGateway, config: PaymentConfig,
+                           order_id: uuid.UUID, now: datetime) -> str:
+    """The creator says 3-D Secure is done (``POST /orders/{id}/payment/confirm``): re-read
+    the intent from the processor (the client's word is never trusted) and apply it."""
+    found = _locked_awaiting(session, order_id)
+    if isinstance(found, str):
+        return found
+    order, escrow = found
+    assert escrow.intent_ref is not None
+    return settle_authentication(session, gateway, config, order, escrow,
+                                 gateway.retrieve_intent(escrow.intent_ref), now)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    order: Order
+    outcome: str
+    action: AuthenticationAction | None  # still waiting: what the client needs to go on
+
+
+def confirm_by_creator(session: Session, gateway: PaymentGateway, config: PaymentConfig,
+                       order_id: uuid.UUID, user: User, now: datetime) -> Confirmation:
+    """``POST /orders/{id}/payment/confirm``: only the order's creator (anyone else: 404, as
+    for every order they may not see). Re-reads the intent; safe to call any number of
+    times (an authorised escrow answers ``already-held``)."""
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    if order is None or actor_for(user, order) is not Actor.CREATOR:
+        raise NotFound("Order not found.")
+    found = _locked_awaiting(session, order_id)
+    if isinstance(found, str):
+        return Confirmation(order, found, None)
+    order, escrow = found
+    assert escrow.intent_ref is not None
+    intent = gateway.retrieve_intent(escrow.intent_ref)
+    outcome = settle_authentication(session, gateway, config, order, escrow, intent, now)
+    waiting = outcome == "awaiting-authentication"
+    return Confirmation(order, outcome, action_for(escrow, intent) if waiting else None)
+
+
+def expire_authentication(session: Session, gateway: PaymentGateway, config: PaymentConfig,
+                          order_id: uuid.UUID, now: datetime) -> str:
+    """Beat: an acceptance still waiting for 3-D Secure past its deadline is undone. The
+    intent is re-read first: authenticated at the last moment (a webhook not yet here), the
+    hold is kept instead."""
+    found = _locked_awaiting(session, order_id)
+    if isinstance(found, str):
+        return found
+    order, escrow = found
+    if escrow.hold_expires_at is not None and escrow.hold_expires_at > now:
+        return "waiting"
+    assert escrow.intent_ref is not None
+    intent = gateway.retrieve_intent(escrow.intent_ref)
+    outcome = settle_authentication(session, gateway, config, order, escrow, intent, now)
+    if outcome != "awaiting-authentication":
+        return outcome
+    _undo_acceptance(session, gateway, order, escrow, now, "authentication_timeout")
+    return "expired"
 
 
 def _fail_authorization(session: Session, escrow: PaymentEscrow, flag: Flag, stage: str,
@@ -212,6 +374,13 @@ def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         session.flush()
         publish(session, COMPLETED, escrow, "released")
         return "released"
+    if state is EscrowState.AWAITING_AUTHENTICATION:
+        assert escrow.intent_ref is not None
+        returns.cancel_intent(gateway, order_id, escrow.intent_ref)  # never captured
+        set_state(session, escrow, EscrowState.RELEASED, now)
+        session.flush()
+        publish(session, COMPLETED, escrow, "released")
+        return "released"
     if state is EscrowState.AUTHORIZED:
         assert escrow.intent_ref is not None
         status = returns.cancel_intent(gateway, order_id, escrow.intent_ref)
@@ -229,6 +398,6 @@ def release(session: Session, gateway: PaymentGateway, config: PaymentConfig,
         escrow.refund_due_minor = cancellation_refund(state, escrow.captured_minor,
                                                       escrow.refunded_minor)
     if state is EscrowState.CAPTURED and escrow.refund_due_minor > 0:
-        returns.refund_due(session, gateway, escrow, order, now)
+        returns.refund_due(session, gateway, escrow, order, now, config.fee_policy)
         return "refunded"
     return "nothing"

@@ -45,3 +45,7 @@ def transfer(order_id: uuid.UUID) -> str:
 
 def cancel_orphan(intent_id: str) -> str:
     return f"{PREFIX}/intent/{intent_id}/cancel-orphan"
+
+
+def connect_account(user_id: uuid.UUID) -> str:
+    return f"{PREFIX}/user/{user_id}/connect-account"

@@ -16,6 +16,13 @@ Postings of one order (each one transaction, each idempotent by its key):
     refund     escrow -> creator_funding                     (refunded amount)
     settle     escrow -> platform_revenue + processing_fees + provider_payable (the split)
     payout     provider_payable -> provider_paid_out         (the transfer)
+    refund_fee platform_revenue -> processing_fees           (fee kept on a refund)
+
+The processor does not return its fee when a charge is refunded: it keeps the fee of the whole
+captured charge. Settlement books the fee of what stays with the order (captured - refunded),
+so each refund books the difference (the fee of the money before the refund minus the fee of
+the money after it), and the platform absorbs it. Over any sequence of refunds these
+differences telescope: fees booked = fee(captured), exactly what the processor kept.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import LedgerEntry, LedgerTransaction
-from domain.money import FeeSplit, normalize_currency
+from domain.money import FeePolicy, FeeSplit, normalize_currency, split_fees
 
 
 class Account(StrEnum):
@@ -90,3 +97,16 @@ def settle_legs(split: FeeSplit) -> list[Leg]:
 
 def payout_legs(amount: int) -> list[Leg]:
     return [(Account.PROVIDER_PAYABLE, -amount), (Account.PROVIDER_PAID_OUT, amount)]
+
+
+def refund_fee(captured: int, refunded_before: int, amount: int, currency: str,
+               policy: FeePolicy) -> int:
+    """The processing fee a refund of ``amount`` leaves with the processor: the fee on what
+    the order kept before the refund minus the fee on what it keeps after (>= 0)."""
+    before = split_fees(captured - refunded_before, currency, policy).processing_fee
+    after = split_fees(captured - refunded_before - amount, currency, policy).processing_fee
+    return before - after
+
+
+def refund_fee_legs(amount: int) -> list[Leg]:
+    return [(Account.PLATFORM_REVENUE, -amount), (Account.PROCESSING_FEES, amount)]

@@ -10,9 +10,17 @@ It behaves like Stripe where it matters to us:
 * test payment methods: ``pm_card_visa``, ``pm_card_mastercard``, ``pm_card_amex`` succeed;
   ``pm_card_chargeDeclined``, ``pm_card_visa_chargeDeclined``, ``pm_card_chargeCustomerFail``
   attach fine and are declined when charged; ``pm_card_authenticationRequired`` needs 3-D
-  Secure (``requires_action``); anything else is "no such payment method";
+  Secure (``requires_action``, with a client secret), which ``authenticate`` then passes or
+  fails as the cardholder's bank would; anything else is "no such payment method";
 * holds lapse after ``hold_validity`` (the intent becomes ``canceled``);
-* connected accounts are any ``acct_...`` id; ``acct_disabled...`` has payouts disabled.
+* connected accounts are any ``acct_...`` id; ``acct_disabled...`` has payouts disabled;
+  accounts it creates itself (``create_account``) start disabled and are enabled by walking
+  their onboarding link: ``create_account_link`` answers a URL on the service that asked
+  (the origin of its ``return_url``, path ``OFFLINE_ONBOARDING_PATH``), which the API serves
+  and which calls ``complete_onboarding`` (an expired link sends the browser to
+  ``refresh_url``, as Stripe does);
+* payouts of connected accounts to their banks do not happen by themselves (there is no
+  bank): ``record_payout`` makes or moves one, for tests and demos.
 Every action actually performed (not replayed) is appended to an operations log, which the
 crash tests count to prove that nothing happened twice.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -32,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from domain.payments.gateway import (
+    AccountLink,
     CardDeclined,
     CardDetails,
     ConnectedAccount,
@@ -40,6 +50,7 @@ from domain.payments.gateway import (
     IntentStatus,
     InvalidRequest,
     ObjectMissing,
+    Payout,
     Refund,
     Transfer,
 )
@@ -55,6 +66,18 @@ _TEST_CARDS: dict[str, tuple[str, str, str]] = {  # id -> (brand, last4, behavio
     "pm_card_authenticationRequired": ("visa", "3184", "action"),
 }
 _ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]{1,64}$")
+#: Where the API serves the emulated onboarding form (``api.blueprints.payouts``).
+OFFLINE_ONBOARDING_PATH = "/api/v1/payments/offline/onboarding/"
+#: Stripe's account links expire after a few minutes.
+ACCOUNT_LINK_TTL = timedelta(minutes=5)
+
+
+class LinkExpired(GatewayError):
+    """An emulated onboarding link used after it expired (or after it was used)."""
+
+    def __init__(self, message: str, *, refresh_url: str) -> None:
+        super().__init__(message, code="account_link_expired", http_status=410)
+        self.refresh_url = refresh_url
 
 
 class Store(Protocol):
@@ -126,7 +149,9 @@ def _intent(data: dict[str, Any]) -> Intent:
                   amount_received=data["amount_received"], currency=data["currency"],
                   order_id=data.get("order_id"),
                   created=datetime.fromisoformat(data["created"]),
-                  decline_code=data.get("decline_code"))
+                  decline_code=data.get("decline_code"),
+                  client_secret=data.get("client_secret"),
+                  next_action=data.get("next_action"))
 
 
 class OfflineGateway:
@@ -209,8 +234,83 @@ class OfflineGateway:
     def retrieve_account(self, account_id: str) -> ConnectedAccount:
         if not _ACCOUNT.match(account_id):
             raise ObjectMissing(f"No such account: {account_id}", code="resource_missing")
+        made = self.store.get("acct:" + account_id)
+        if made is not None:  # one of ours: as far as its onboarding went
+            return ConnectedAccount(id=account_id, payouts_enabled=made["payouts_enabled"],
+                                    details_submitted=made["details_submitted"])
         return ConnectedAccount(id=account_id,
                                 payouts_enabled=not account_id.startswith("acct_disabled"))
+
+    def create_account(self, *, user_id: str, email: str, country: str | None,
+                       idempotency_key: str) -> ConnectedAccount:
+        def run() -> dict[str, Any]:
+            data: dict[str, Any] = {
+                    "id": _new_id("acct_offline"), "user_id": user_id, "email": email,
+                    "country": country, "payouts_enabled": False, "details_submitted": False}
+            self.store.put("acct:" + data["id"], data)
+            self._log("account", account=data["id"], user=user_id, key=idempotency_key)
+            return data
+
+        return self.retrieve_account(str(self._idempotent(idempotency_key, run)["id"]))
+
+    def create_account_link(self, account_id: str, *, refresh_url: str,
+                            return_url: str) -> AccountLink:
+        if self.store.get("acct:" + account_id) is None:
+            raise InvalidRequest(f"{account_id} was not created by this platform.",
+                                 code="account_invalid")
+        token = _new_id("link_")
+        expires = self._now() + ACCOUNT_LINK_TTL
+        self.store.put("link:" + token, {"account": account_id, "refresh_url": refresh_url,
+                                         "return_url": return_url, "used": False,
+                                         "expires_at": expires.isoformat()})
+        origin = urllib.parse.urlsplit(return_url)
+        url = urllib.parse.urlunsplit((origin.scheme, origin.netloc,
+                                       OFFLINE_ONBOARDING_PATH + token, "", ""))
+        return AccountLink(url=url, expires_at=expires)
+
+    def onboarding_link(self, token: str) -> dict[str, Any]:
+        """The link's account and URLs; LinkExpired (with its refresh URL) when stale."""
+        link = self.store.get("link:" + token)
+        if link is None:
+            raise ObjectMissing("No such account link.", code="resource_missing",
+                                http_status=404)
+        if link["used"] or self._now() >= datetime.fromisoformat(link["expires_at"]):
+            raise LinkExpired("This onboarding link has expired.",
+                              refresh_url=link["refresh_url"])
+        return link
+
+    def complete_onboarding(self, token: str) -> dict[str, Any]:
+        """The provider submitted the emulated form: the account can receive payouts now.
+        The link is spent (Stripe's links are single-use). Returns the link."""
+        with self.store.lock("link:" + token):
+            link = self.onboarding_link(token)
+            link["used"] = True
+            self.store.put("link:" + token, link)
+        account = self.store.get("acct:" + link["account"])
+        assert account is not None
+        account.update(payouts_enabled=True, details_submitted=True)
+        self.store.put("acct:" + link["account"], account)
+        self._log("onboarded", account=link["account"])
+        return link
+
+    # -------------------------------------------------------------------- payouts
+
+    def record_payout(self, account_id: str, status: str, *,
+                      payout_id: str | None = None) -> Payout:
+        """Make (or move) a payout of a connected account to its bank: there is no bank here."""
+        pid = payout_id or _new_id("po_")
+        data = self.store.get("po:" + pid) or {"id": pid, "account": account_id,
+                                                "created": self._now().isoformat()}
+        data["status"] = status
+        self.store.put("po:" + pid, data)
+        return self.retrieve_payout(pid, account_id=account_id)
+
+    def retrieve_payout(self, payout_id: str, *, account_id: str) -> Payout:
+        data = self.store.get("po:" + payout_id)
+        if data is None or data["account"] != account_id:
+            raise ObjectMissing(f"No such payout: {payout_id}", code="resource_missing")
+        return Payout(id=data["id"], status=data["status"], account=data["account"],
+                      created=datetime.fromisoformat(data["created"]))
 
     # -------------------------------------------------------------------- intents
 
@@ -230,12 +330,14 @@ class OfflineGateway:
                 "payment_method": payment_method_id, "created": now.isoformat(),
                 "expires_at": (now + self.hold_validity).isoformat(), "decline_code": None,
                 "status": IntentStatus.REQUIRES_CAPTURE, "refunded": 0,
+                "next_action": None,
             }
+            data["client_secret"] = f"{data['id']}_secret_{uuid.uuid4().hex[:16]}"
             if card[2] == "decline":
                 data.update(status=IntentStatus.REQUIRES_PAYMENT_METHOD,
                             decline_code="generic_decline")
             elif card[2] == "action":
-                data["status"] = IntentStatus.REQUIRES_ACTION
+                data.update(status=IntentStatus.REQUIRES_ACTION, next_action="use_stripe_sdk")
             self.store.put("pi:" + data["id"], data)
             self.store.append("intents", {"id": data["id"], "created": data["created"]})
             self._log("hold", intent=data["id"], order=order_id, amount=amount,
@@ -249,6 +351,31 @@ class OfflineGateway:
 
     def retrieve_intent(self, intent_id: str) -> Intent:
         return _intent(self._load_intent(intent_id))
+
+    def authenticate(self, intent_id: str, client_secret: str, *, success: bool = True
+                     ) -> Intent:
+        """The cardholder's side of 3-D Secure (what Stripe.js and the bank do; localstripe's
+        ``POST /v1/payment_intents/{id}/_authenticate``): passed, the funds are held
+        (``requires_capture``); failed, the intent wants another payment method."""
+        with self.store.lock("pi:" + intent_id):
+            data = self._load_intent(intent_id)
+            if client_secret != data.get("client_secret"):
+                raise InvalidRequest("The client secret does not match.", code="unauthorized",
+                                     http_status=401)
+            if data["status"] != IntentStatus.REQUIRES_ACTION:
+                raise InvalidRequest(f"The PaymentIntent is {data['status']}.",
+                                     code="payment_intent_unexpected_state")
+            data["next_action"] = None
+            if success:
+                data.update(status=IntentStatus.REQUIRES_CAPTURE,
+                            expires_at=(self._now() + self.hold_validity).isoformat())
+            else:
+                data.update(status=IntentStatus.REQUIRES_PAYMENT_METHOD,
+                            decline_code="payment_intent_authentication_failure")
+            self.store.put("pi:" + intent_id, data)
+            self._log("authenticate", intent=intent_id, order=data["order_id"],
+                      success=success)
+            return _intent(data)
 
     def capture(self, intent_id: str, *, amount: int, idempotency_key: str) -> Intent:
         def run() -> dict[str, Any]:
@@ -277,7 +404,7 @@ class OfflineGateway:
                     raise InvalidRequest(
                         f"You cannot cancel this PaymentIntent because it has a status of "
                         f"{data['status']}.", code="payment_intent_unexpected_state")
-                data["status"] = IntentStatus.CANCELED
+                data.update(status=IntentStatus.CANCELED, next_action=None)
                 self.store.put("pi:" + intent_id, data)
                 self._log("cancel", intent=intent_id, order=data["order_id"],
                           key=idempotency_key)
@@ -345,4 +472,4 @@ class OfflineGateway:
         return found
 
 
-__all__ = ["GatewayError", "MemoryStore", "OfflineGateway", "RedisStore"]
+__all__ = ["GatewayError", "LinkExpired", "MemoryStore", "OfflineGateway", "RedisStore"]

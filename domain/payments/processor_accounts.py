@@ -75,10 +75,12 @@ def set_payout_account(session: Session, gateway: PaymentGateway, user: User,
     row = queries.find_payout_account(session, user.id, gateway.name)
     if row is None:
         row = PayoutAccount(user_id=user.id, gateway=gateway.name, account_ref=account.id,
-                            payouts_enabled=account.payouts_enabled)
+                            payouts_enabled=account.payouts_enabled,
+                            details_submitted=account.details_submitted)
         session.add(row)
     else:
         row.account_ref = account.id
         row.payouts_enabled = account.payouts_enabled
+        row.details_submitted = account.details_submitted
     session.flush()
     return row

@@ -25,6 +25,7 @@ from domain.payments.ledger import Account
 log = logging.getLogger(__name__)
 
 EXPECTED_INTENT_STATUS: dict[EscrowState, frozenset[str]] = {
+    EscrowState.AWAITING_AUTHENTICATION: frozenset({IntentStatus.REQUIRES_ACTION}),
     EscrowState.AUTHORIZED: frozenset({IntentStatus.REQUIRES_CAPTURE}),
     EscrowState.CAPTURED: frozenset({IntentStatus.SUCCEEDED}),
     EscrowState.SETTLING: frozenset({IntentStatus.SUCCEEDED}),

@@ -17,9 +17,10 @@ from domain.money import format_minor
 from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
 
 # Topics for the real-time layer. ``stage`` in the payload says which step:
-#   payment:processing  scheduled | authorized
+#   payment:processing  scheduled | authentication_required | authorized
 #   payment:completed   captured | refunded | released | settled
-#   payment:failed      authorization | renewal | capture | hold_lapsed | chargeback
+#   payment:failed      authorization | authentication | renewal | capture | hold_lapsed |
+#                       chargeback
 PROCESSING = "payment:processing"
 COMPLETED = "payment:completed"
 FAILED = "payment:failed"
@@ -28,37 +29,45 @@ REUSABLE = frozenset({EscrowState.RELEASED.value, EscrowState.FAILED.value})
 
 
 def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
-    """The escrow of a just-accepted order (and its ``payment_transactions`` row). An order
-    re-opened after a no-show (issue 17) already has one, released with nothing captured: it
-    is reused for the new acceptance, with a new transaction row (the old one stays, as
-    ``cancelled``) and the hold generation carried on, so the new hold's idempotency key is
-    new too."""
+    """The escrow of a just-accepted order (and its ``payment_transactions`` row).
+
+    An order accepted again after its acceptance was undone (3-D Secure never completed), or
+    re-opened after a provider no-show (issue 17), still has its escrow: released (or failed)
+    with nothing captured, it holds nothing and owes nothing, so it is reused (one escrow per
+    order), and its hold generation counts on, so the new hold gets a new idempotency key
+    instead of the processor's replay of the abandoned one. Anything else is still being
+    released: 409 ``PAYMENT_RELEASE_PENDING``."""
     assert order.provider_id is not None and order.agreed_amount_minor is not None
+    earlier = session.scalars(select(PaymentEscrow).where(PaymentEscrow.order_id == order.id)
+                              .with_for_update()).one_or_none()
+    if earlier is not None:
+        if earlier.state not in REUSABLE or earlier.captured_minor:
+            raise Conflict("This order's previous payment is still open.",
+                           code="PAYMENT_RELEASE_PENDING", details={"state": earlier.state})
+        earlier.payee_id = order.provider_id
+        earlier.amount_minor = order.agreed_amount_minor
+        earlier.currency = order.currency
+        earlier.gateway = gateway
+        earlier.authorized_minor = earlier.refund_due_minor = 0
+        earlier.intent_ref = None
+        earlier.hold_expires_at = None
+        earlier.authorize_at = None
+        earlier.flag = None
+        earlier.flagged_at = None
+        txn = transaction_of(session, earlier)
+        txn.payee_id = order.provider_id
+        txn.currency = order.currency
+        txn.stripe_payment_intent_id = None
+        earlier.state = EscrowState.AWAITING_AUTHORIZATION.value
+        txn.status = PAYMENT_STATUS[EscrowState.AWAITING_AUTHORIZATION]
+        session.flush()
+        return earlier
     txn = PaymentTransaction(order_id=order.id, payer_id=order.creator_id,
                              payee_id=order.provider_id, gross_amount_minor=0,
                              platform_fee_minor=0, processing_fee_minor=0, net_amount_minor=0,
                              currency=order.currency, status=PaymentStatus.PENDING)
     session.add(txn)
     session.flush()
-    previous = session.scalars(select(PaymentEscrow).where(
-        PaymentEscrow.order_id == order.id).with_for_update()).first()
-    if previous is not None:
-        if previous.state not in REUSABLE or previous.captured_minor:
-            raise Conflict("This order's previous payment is still open.",
-                           code="PAYMENT_RELEASE_PENDING", details={"state": previous.state})
-        previous.transaction_id = txn.id
-        previous.payee_id = order.provider_id
-        previous.state = EscrowState.AWAITING_AUTHORIZATION.value
-        previous.currency = order.currency
-        previous.amount_minor = order.agreed_amount_minor
-        previous.authorized_minor = previous.refund_due_minor = 0
-        previous.intent_ref = None
-        previous.hold_expires_at = None
-        previous.flag = None
-        previous.flagged_at = None
-        previous.gateway = gateway
-        session.flush()
-        return previous
     escrow = PaymentEscrow(order_id=order.id, transaction_id=txn.id, payer_id=order.creator_id,
                            payee_id=order.provider_id,
                            state=EscrowState.AWAITING_AUTHORIZATION.value,

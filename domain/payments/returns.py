@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from db.models import Order, PaymentEscrow
+from domain.money import FeePolicy
 from domain.payments import keys, ledger
 from domain.payments.escrow import EscrowState
 from domain.payments.gateway import InvalidRequest, PaymentGateway
@@ -28,8 +29,10 @@ def cancel_intent(gateway: PaymentGateway, order_id: uuid.UUID, intent_ref: str)
 
 
 def refund_due(session: Session, gateway: PaymentGateway, escrow: PaymentEscrow, order: Order,
-               now: datetime) -> None:
-    """Return ``refund_due_minor`` of captured money to the creator (one refund, numbered)."""
+               now: datetime, policy: FeePolicy) -> None:
+    """Return ``refund_due_minor`` of captured money to the creator (one refund, numbered),
+    and book the processing fee the processor keeps on the refunded part (see
+    ``ledger.refund_fee``): in the same transaction, under its own key."""
     assert escrow.intent_ref is not None
     amount = escrow.refund_due_minor
     number = escrow.refund_count + 1
@@ -38,6 +41,11 @@ def refund_due(session: Session, gateway: PaymentGateway, escrow: PaymentEscrow,
     ledger.post(session, key=f"order/{order.id}/refund/{number}", kind="refund",
                 order_id=order.id, currency=escrow.currency, legs=ledger.refund_legs(amount),
                 processor_ref=refund.id)
+    kept = ledger.refund_fee(escrow.captured_minor, escrow.refunded_minor, amount,
+                             escrow.currency, policy)
+    ledger.post(session, key=f"order/{order.id}/refund/{number}/fee", kind="refund_fee",
+                order_id=order.id, currency=escrow.currency,
+                legs=ledger.refund_fee_legs(kept), processor_ref=refund.id)
     escrow.refund_count = number
     escrow.refunded_minor += amount
     escrow.refund_due_minor = 0

@@ -20,7 +20,7 @@ from db.queries import orders as order_queries
 from db.queries import payments as queries
 from db.session import after_commit
 from domain.money import split_fees
-from domain.payments import keys, ledger
+from domain.payments import keys, ledger, payout_status
 from domain.payments.config import PaymentConfig
 from domain.payments.escrow import EscrowState, may_settle
 from domain.payments.gateway import PaymentGateway
@@ -74,6 +74,7 @@ def pay_out(session: Session, gateway: PaymentGateway, order_id: uuid.UUID,
                     currency=escrow.currency, legs=ledger.payout_legs(net),
                     processor_ref=transfer.id)
         escrow.transfer_ref = transfer.id
+        payout_status.transferred(escrow, now)
         # Counted once the settled state commits: a run that crashes after the transfer
         # repeats it under the same idempotency key and must not count the money twice.
         currency = escrow.currency

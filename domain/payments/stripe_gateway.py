@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import stripe
 
 from domain.payments.gateway import (
+    AccountLink,
     CardDeclined,
     CardDetails,
     ConnectedAccount,
@@ -28,6 +29,7 @@ from domain.payments.gateway import (
     InvalidRequest,
     InvalidSignature,
     ObjectMissing,
+    Payout,
     RateLimited,
     Refund,
     Transfer,
@@ -102,7 +104,15 @@ def _intent(obj: Any) -> Intent:
         order_id=(pi.get("metadata") or {}).get(METADATA_ORDER),
         created=datetime.fromtimestamp(created, UTC) if created else None,
         decline_code=error.get("decline_code") or error.get("code"),
+        client_secret=pi.get("client_secret"),
+        next_action=(pi.get("next_action") or {}).get("type"),
     )
+
+
+def _account(obj: Any) -> ConnectedAccount:
+    return ConnectedAccount(id=str(_get(obj, "id")),
+                            payouts_enabled=bool(_get(obj, "payouts_enabled", False)),
+                            details_submitted=bool(_get(obj, "details_submitted", False)))
 
 
 def _transfer(obj: Any) -> Transfer:
@@ -145,9 +155,36 @@ class StripeGateway:
                            exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
 
     def retrieve_account(self, account_id: str) -> ConnectedAccount:
-        account = _call(lambda: self._v1.accounts.retrieve(account_id))
-        return ConnectedAccount(id=account.id,
-                                payouts_enabled=bool(_get(account, "payouts_enabled", False)))
+        return _account(_call(lambda: self._v1.accounts.retrieve(account_id)))
+
+    def create_account(self, *, user_id: str, email: str, country: str | None,
+                       idempotency_key: str) -> ConnectedAccount:
+        params: dict[str, Any] = {
+            "type": "express", "email": email,
+            "capabilities": {"transfers": {"requested": True}},
+            "metadata": {"taplive_user": user_id},
+        }
+        if country:
+            params["country"] = country
+        return _account(_call(lambda: self._v1.accounts.create(
+            params=params, options={"idempotency_key": idempotency_key})))
+
+    def create_account_link(self, account_id: str, *, refresh_url: str,
+                            return_url: str) -> AccountLink:
+        # No idempotency key: a link is single-use, and a new one is what a retry wants.
+        link = _call(lambda: self._v1.account_links.create(params={
+            "account": account_id, "type": "account_onboarding",
+            "refresh_url": refresh_url, "return_url": return_url}))
+        return AccountLink(url=str(link.url),
+                           expires_at=datetime.fromtimestamp(int(link.expires_at), UTC))
+
+    def retrieve_payout(self, payout_id: str, *, account_id: str) -> Payout:
+        p = _call(lambda: self._v1.payouts.retrieve(
+            payout_id, options={"stripe_account": account_id})).to_dict()
+        return Payout(id=p["id"], status=str(p["status"]), account=account_id,
+                      created=datetime.fromtimestamp(int(p["created"]), UTC),
+                      amount=int(p.get("amount") or 0),
+                      currency=str(p.get("currency") or "").upper())
 
     def create_hold(self, *, amount: int, currency: str, customer_id: str | None,
                     payment_method_id: str, order_id: str, off_session: bool,
@@ -231,4 +268,6 @@ def parse_event(payload: bytes, signature_header: str | None, secret: str,
     return WebhookEvent(id=event["id"], type=str(event.get("type", "")),
                         object_id=obj.get("id") if isinstance(obj, dict) else None,
                         object_type=obj.get("object") if isinstance(obj, dict) else None,
-                        data=obj if isinstance(obj, dict) else {})
+                        data=obj if isinstance(obj, dict) else {},
+                        account=event.get("account") if isinstance(event.get("account"), str)
+                        else None)

@@ -17,11 +17,13 @@ from core.errors import ValidationFailed
 from db.models import ProcessedWebhookEvent
 from db.queries import orders as order_queries
 from db.queries import payments as queries
+from domain.payments import onboarding, payout_status
 from domain.payments.capture import _settle_after_for, record_capture
 from domain.payments.config import PaymentConfig
 from domain.payments.errors import ProcessorUnavailable
 from domain.payments.escrow import EscrowState, Flag
 from domain.payments.gateway import IntentStatus, InvalidSignature, PaymentGateway, WebhookEvent
+from domain.payments.holds import settle_authentication
 from domain.payments.records import COMPLETED, FAILED, publish, set_flag, set_state
 
 
@@ -51,6 +53,13 @@ def handle(session: Session, gateway: PaymentGateway, config: PaymentConfig,
     session.flush()  # a concurrent duplicate fails here (primary key) and is retried by Stripe
     if event.type.startswith("payment_intent.") and event.object_id:
         return sync_intent(session, gateway, config, event.object_id, now)
+    if event.type == "account.updated" and event.object_id:
+        return "account-synced" if onboarding.sync(session, gateway, event.object_id) \
+            else "unknown-account"
+    if event.type.startswith("payout.") and event.object_id and event.account:
+        return payout_status.sync_payout(session, gateway, event.object_id, event.account, now)
+    if event.type == "transfer.created" and event.object_id:
+        return payout_status.sync_transfer(session, gateway, event.object_id, now)
     if event.type == "charge.dispute.created":
         intent_ref = event.data.get("payment_intent")
         if isinstance(intent_ref, str):
@@ -67,6 +76,10 @@ def sync_intent(session: Session, gateway: PaymentGateway, config: PaymentConfig
     assert order is not None
     intent = gateway.retrieve_intent(intent_ref)
     state = EscrowState(escrow.state)
+    if state is EscrowState.AWAITING_AUTHENTICATION and order.status is OrderStatus.ACCEPTED:
+        # 3-D Secure finished (``payment_intent.amount_capturable_updated``: requires_capture)
+        # or failed (``payment_intent.payment_failed``): the same step as the confirm endpoint.
+        return settle_authentication(session, gateway, config, order, escrow, intent, now)
     if state is EscrowState.AUTHORIZED and intent.status == IntentStatus.SUCCEEDED:
         # Captured at the processor but not here (our commit was lost): book it now.
         record_capture(session, escrow, order, intent, now,

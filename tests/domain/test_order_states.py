@@ -26,6 +26,8 @@ LEGAL = {
     # requires the cancellation to have been a no-show).
     (A.NO_SHOW, S.ACCEPTED): ({Actor.SYSTEM}, S.CANCELLED),
     (A.REOPEN, S.CANCELLED): ({Actor.CREATOR}, S.PENDING),
+    # 3-D Secure never completed: the system undoes the acceptance (issue 17).
+    (A.LAPSE_ACCEPTANCE, S.ACCEPTED): ({Actor.SYSTEM}, S.PENDING),
 }
 
 

@@ -36,7 +36,14 @@ from matching import Candidates, ProviderSignals, rank
 from services import Payments
 from tasks.events import FOLLOW_UPS
 from tests.api.orders_helpers import call
-from tests.payments.conftest import accept, accepted, application_statuses, deliver, escrow_of
+from tests.payments.conftest import (
+    accept,
+    accepted,
+    application_statuses,
+    deliver,
+    escrow_of,
+    offer,
+)
 
 
 def _task(app: Flask, name: str):  # type: ignore[no-untyped-def]
@@ -141,8 +148,9 @@ def test_a_no_show_is_cancelled_released_counted_and_reopened(
     escrow = escrow_of(db_session, oid)
     assert (escrow.state, escrow.payee_id, escrow.hold_generation) == (
         "authorized", people["rival"].id, 2)
-    assert len(db_session.scalars(select(PaymentTransaction).where(
-        PaymentTransaction.order_id == oid)).all()) == 2
+    [txn] = db_session.scalars(select(PaymentTransaction).where(
+        PaymentTransaction.order_id == oid)).all()  # one escrow, one transaction, reused
+    assert txn.payee_id == people["rival"].id
     _ledger_sums_to_zero(db_session)
 
     # The no-show lowers the provider's completion rate, so their ranking.
@@ -271,3 +279,17 @@ def test_an_old_dispute_is_escalated_then_resolved_by_the_default_rule(
     escrow = escrow_of(db_session, silent)
     assert (escrow.state, escrow.refunded_minor) == ("refunded", 3000)
     _ledger_sums_to_zero(db_session)
+
+
+def test_an_order_awaiting_the_creators_3ds_is_not_the_providers_no_show(
+        app: Flask, client: FlaskClient, people: dict[str, User], pay: Payments,
+        db_session: Session) -> None:
+    order, app_id = offer(client, people)
+    waiting = accept(client, people, order["id"], app_id, "pm_card_authenticationRequired")
+    assert waiting.status_code == 202, waiting.json
+    assert escrow_of(db_session, order["id"]).state == "awaiting_authentication"
+    accepted_at = _order(db_session, order["id"]).accepted_at
+    assert accepted_at is not None
+    with freeze_time(accepted_at + timedelta(hours=2)):
+        assert _task(app, "maintenance.cancel_no_shows").apply().get() == 0
+    assert _order(db_session, order["id"]).status is OrderStatus.ACCEPTED

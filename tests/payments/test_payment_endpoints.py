@@ -99,8 +99,8 @@ def test_payout_account(client: FlaskClient, people: dict[str, User], pay: Payme
     replaced = call(client, "POST", "/providers/me/payout-account", provider,
                     {"accountId": "acct_disabledSecond"})
     assert replaced.json["data"]["payoutAccount"] | {"createdAt": 0, "updatedAt": 0} == {
-        "accountId": "acct_disabledSecond", "payoutsEnabled": False, "createdAt": 0,
-        "updatedAt": 0}
+        "accountId": "acct_disabledSecond", "payoutsEnabled": False,
+        "detailsSubmitted": True, "createdAt": 0, "updatedAt": 0}
     assert _count(db_session, PayoutAccount) == 1
     # Another provider sees only their own (none).
     assert call(client, "GET", "/providers/me/payout-account",

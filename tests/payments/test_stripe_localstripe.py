@@ -208,3 +208,112 @@ def test_signed_webhooks_are_verified_deduplicated_and_re_read(
     answer = _post_hook(client, late_body, _sign(late_body, int(time.time())))
     assert answer.json["data"]["outcome"] == "in-sync"
     assert escrow_of(db_session, oid).captured_minor == 3000
+
+
+# ------------------------------------------------------------------ 3-D Secure (issue 17)
+# localstripe wants 3-D Secure for card 4000002760003184 (and others): a confirmed intent is
+# ``requires_action`` with a client secret and ``next_action.type = use_stripe_sdk``; its
+# ``POST /v1/payment_intents/{id}/_authenticate`` (publishable key + client secret, what
+# Stripe.js does in the browser) passes or fails it. It emits no
+# ``payment_intent.amount_capturable_updated``, so the test signs that event itself, in
+# Stripe's shape; the handler re-reads the intent from localstripe either way.
+
+SCA_NUMBER = "4000002760003184"
+
+
+def _sca_method(gateway: StripeGateway) -> str:
+    pm = gateway.client.v1.payment_methods.create(params={
+        "type": "card", "card": {"number": SCA_NUMBER, "exp_month": 12, "exp_year": 2031,
+                                 "cvc": "123"}})
+    return str(pm.id)
+
+
+def _authenticate(localstripe_url: str, intent_id: str, client_secret: str,
+                  success: bool) -> None:
+    form = urllib.parse.urlencode({"key": "pk_test_taplive", "client_secret": client_secret,
+                                   "success": "true" if success else "false"}).encode()
+    url = f"{localstripe_url}/v1/payment_intents/{intent_id}/_authenticate"
+    with urllib.request.urlopen(url, form, timeout=5) as answer:
+        assert answer.status == 200
+
+
+def _event(kind: str, intent_id: str) -> bytes:
+    return json.dumps({"id": f"evt_{uuid.uuid4().hex[:16]}", "object": "event", "type": kind,
+                       "data": {"object": {"id": intent_id, "object": "payment_intent",
+                                           "status": "requires_capture"}}}).encode()
+
+
+def test_3ds_card_through_the_api_confirmed_by_the_webhook(
+        client: FlaskClient, people: dict[str, User], stripe_pay: Payments,
+        db_session: Session, localstripe_url: str) -> None:
+    gateway = stripe_pay.gateway
+    assert isinstance(gateway, StripeGateway)
+    order, app_id = offer(client, people, proposed="30.00")
+    answer = accept(client, people, order["id"], app_id, _sca_method(gateway))
+    assert answer.status_code == 202, answer.json
+    payment = answer.json["data"]["payment"]
+    assert (payment["status"], payment["nextAction"]) == (
+        "requires_action", {"type": "use_stripe_sdk"})
+    intent_id, secret = payment["intentId"], payment["clientSecret"]
+    assert secret.startswith(intent_id + "_secret_")
+    assert gateway.retrieve_intent(intent_id).client_secret == secret
+    oid = uuid.UUID(order["id"])
+    assert escrow_of(db_session, oid).state == "awaiting_authentication"
+
+    _authenticate(localstripe_url, intent_id, secret, success=True)
+    body = _event("payment_intent.amount_capturable_updated", intent_id)
+    first = _post_hook(client, body, _sign(body, int(time.time())))
+    assert first.status_code == 200, first.json
+    assert first.json["data"]["outcome"] == "authorized"
+    assert _post_hook(client, body, _sign(body, int(time.time()))).json["data"][
+        "outcome"] == "duplicate"
+    escrow = escrow_of(db_session, oid)
+    assert (escrow.state, escrow.authorized_minor, escrow.intent_ref) == (
+        "authorized", 3000, intent_id)
+    confirm = call(client, "POST", f"/orders/{order['id']}/payment/confirm", people["creator"],
+                   {})
+    assert confirm.json["data"]["outcome"] == "already-held"
+    deliver(db_session, oid)
+    assert capture.capture(db_session, gateway, CONFIG, oid, datetime.now(UTC)) == "captured"
+    db_session.commit()
+    assert escrow_of(db_session, oid).captured_minor == 3000
+    run = reconciliation.reconcile(db_session, gateway, datetime.now(UTC), CONFIG.dispute_window,
+                                   50)
+    assert [d for d in run.drift if d.get("orderId") == str(oid)] == []
+    assert reconciliation.ledger_drift(db_session) == []
+
+
+def test_3ds_card_confirmed_by_the_creator_or_refused_by_the_bank(
+        client: FlaskClient, people: dict[str, User], stripe_pay: Payments,
+        db_session: Session, localstripe_url: str) -> None:
+    gateway = stripe_pay.gateway
+    assert isinstance(gateway, StripeGateway)
+    method = _sca_method(gateway)
+    order, app_id = offer(client, people, proposed="30.00")
+    payment = accept(client, people, order["id"], app_id, method).json["data"]["payment"]
+    path = f"/orders/{order['id']}/payment/confirm"
+    waiting = call(client, "POST", path, people["creator"], {})
+    assert waiting.status_code == 202, waiting.json
+    assert waiting.json["data"]["payment"]["clientSecret"] == payment["clientSecret"]
+
+    # The bank refuses: the acceptance is undone, the intent cancelled at the processor.
+    _authenticate(localstripe_url, payment["intentId"], payment["clientSecret"], success=False)
+    refused = call(client, "POST", path, people["creator"], {})
+    assert refused.status_code == 200, refused.json
+    assert refused.json["data"]["outcome"] == "authentication-failed"
+    assert refused.json["data"]["order"]["status"] == "pending"
+    assert gateway.retrieve_intent(payment["intentId"]).status == "canceled"
+
+    # Accepted again, same card (a new hold: generation 2), and this time authenticated.
+    again = accept(client, people, order["id"], app_id, method)
+    assert again.status_code == 202, again.json
+    second = again.json["data"]["payment"]
+    assert second["intentId"] != payment["intentId"]
+    _authenticate(localstripe_url, second["intentId"], second["clientSecret"], success=True)
+    done = call(client, "POST", path, people["creator"], {})
+    assert done.status_code == 200, done.json
+    assert done.json["data"]["outcome"] == "authorized"
+    escrow = escrow_of(db_session, uuid.UUID(order["id"]))
+    assert (escrow.state, escrow.hold_generation, escrow.intent_ref) == (
+        "authorized", 2, second["intentId"])
+    assert reconciliation.ledger_drift(db_session) == []

@@ -1,8 +1,8 @@
 """Orders that hang (issue 17, docs/orders.md "Automatic steps"): provider no-shows, and the
 escalation of overdue orders and disputes to admins.
 
-Revision ID: 0012_hanging
-Revises: 0011_tokens
+Revision ID: 0013_hanging
+Revises: 0012_payouts
 Create Date: 2026-12-02
 
 Portable (PostgreSQL and SQLite).
@@ -13,8 +13,8 @@ from alembic import op
 
 from db.types import UTCDateTime
 
-revision = "0012_hanging"
-down_revision = "0011_tokens"
+revision = "0013_hanging"
+down_revision = "0012_payouts"
 branch_labels = None
 depends_on = None
 
