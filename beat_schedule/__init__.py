@@ -52,6 +52,33 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Orders that hang (issue 17, docs/orders.md "Automatic steps").
+    "maintenance-cancel-no-shows": {  # accepted, never started: cancelled as a no-show
+        "task": "maintenance.cancel_no_shows",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "maintenance-settle-overdue-active": {  # live too long: completed, or escalated
+        "task": "maintenance.settle_overdue_active",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "maintenance-settle-overdue-disputes": {  # escalated, then resolved by the default rule
+        "task": "maintenance.settle_overdue_disputes",
+        "schedule": 900.0,
+        "options": {"expires": 890},
+    },
+    # Retention: published outbox rows and old notifications (ages in settings).
+    "maintenance-purge-outbox": {
+        "task": "maintenance.purge_outbox",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
+    "maintenance-purge-notifications": {
+        "task": "maintenance.purge_notifications",
+        "schedule": 3600.0,
+        "options": {"expires": 3000},
+    },
     "maintenance-heartbeat": {
         "task": "maintenance.heartbeat",
         "schedule": 30.0,

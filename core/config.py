@@ -64,6 +64,22 @@ class Settings(BaseSettings):
     location_max_age_s: int = 300
     order_pending_ttl_hours: int = 24
     order_expiry_grace_minutes: int = 30
+    # Orders that hang (issue 17, docs/orders.md "Automatic steps"): an accepted order not
+    # started by its scheduled time (unscheduled: NO_SHOW_WINDOW after acceptance) plus the
+    # grace is cancelled as the provider's no-show; an active order still running after
+    # ORDER_ACTIVE_MAX_HOURS is completed (its stream ran) or escalated; a dispute is escalated
+    # to admins after DISPUTE_ESCALATE_AFTER_DAYS and resolved by the default rule after
+    # DISPUTE_AUTO_RESOLVE_AFTER_DAYS.
+    order_no_show_window_minutes: int = Field(default=60, ge=1)
+    order_no_show_grace_minutes: int = Field(default=15, ge=0)
+    order_active_max_hours: int = Field(default=6, ge=1)
+    dispute_escalate_after_days: int = Field(default=3, ge=1)
+    dispute_auto_resolve_after_days: int = Field(default=14, ge=1)
+    # Retention of what grows forever (published outbox rows; read notifications, and any
+    # notification past the longer age).
+    outbox_retention_days: int = Field(default=7, ge=1)
+    notification_read_retention_days: int = Field(default=30, ge=1)
+    notification_retention_days: int = Field(default=180, ge=1)
 
     # Real time (docs/realtime.md): the Socket.IO server's port, how long a reconnecting
     # client's missed events are kept for replay, how often live sockets' tokens are re-checked.

@@ -28,6 +28,7 @@ from core.metrics import MATCH_CANDIDATES, MATCH_LATENCY, REMATCH_ASSIGNMENT_SIZ
 from db.models import OrderAssignment, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
+from db.queries.overdue import no_show_provider_ids
 from domain import dispatch
 from domain.events import emit
 from domain.presence import is_live
@@ -98,7 +99,8 @@ def match_order(session: Session, order_id: uuid.UUID, index: ProviderIndex,
     started = time.perf_counter()
     ranked = rank_live_candidates(session, index, registry, order.latitude, order.longitude,
                                   order.service_radius, now, rules,
-                                  exclude={str(order.creator_id)})
+                                  exclude={str(order.creator_id)} | {
+                                      str(p) for p in no_show_provider_ids(session, order.id)})
     # The engine plus its live re-check (Redis, one query): the part matching owns, without
     # the order lock and the inserts that any command pays.
     MATCH_LATENCY.observe(time.perf_counter() - started)

@@ -194,9 +194,10 @@ def dispute(session: Session, order_id: uuid.UUID, creator: User, reason: str, n
     return _transition(session, order, Action.DISPUTE, actor, creator.id, reason=reason)
 
 
-def resolve(session: Session, order_id: uuid.UUID, admin: User, outcome: str, note: str,
+def resolve(session: Session, order_id: uuid.UUID, admin: User | None, outcome: str, note: str,
             now: datetime) -> Order:
-    """Admin decision on a dispute: ``release`` pays the provider, ``refund`` cancels."""
+    """Admin decision on a dispute: ``release`` pays the provider, ``refund`` cancels.
+    ``admin=None`` is the system applying the default rule (``domain.overdue``)."""
     actions = {"release": Action.RESOLVE_RELEASE, "refund": Action.RESOLVE_REFUND}
     if outcome not in actions:
         raise ValidationFailed("outcome must be release or refund.",
@@ -207,5 +208,64 @@ def resolve(session: Session, order_id: uuid.UUID, admin: User, outcome: str, no
         order.cancelled_at = now
         order.cancellation_reason = f"dispute refunded: {note}"
         stream_sessions.revoke(session, order.id, now)
-    return _transition(session, order, actions[outcome], actor, admin.id, reason=note,
-                       data={"outcome": outcome})
+    return _transition(session, order, actions[outcome], actor, admin.id if admin else None,
+                       reason=note, data={"outcome": outcome})
+
+
+NO_SHOW_REASON = "no_show"
+
+
+def no_show(session: Session, order_id: uuid.UUID, due_at: datetime,
+            now: datetime) -> Order | None:
+    """The assigned provider never started: cancel (reason ``no_show``; the hold is released
+    by the cancellation's follow-up). The caller has checked the order is due, under the lock
+    taken here again: returns None when it is no longer accepted (a second run)."""
+    order = order_queries.find_by_id(session, order_id, for_update=True)
+    if order is None or order.status is not OrderStatus.ACCEPTED:
+        return None
+    provider_id = order.provider_id
+    order.cancelled_at = now
+    order.cancellation_reason = NO_SHOW_REASON
+    stream_sessions.revoke(session, order.id, now)
+    return _transition(session, order, Action.NO_SHOW, Actor.SYSTEM, None,
+                       reason=NO_SHOW_REASON,
+                       data={"providerId": str(provider_id), "dueAt": due_at.isoformat()})
+
+
+def reopen(session: Session, order: Order, creator: User, now: datetime) -> Order:
+    """Put an order whose provider did not show up back up for matching (the caller holds
+    the row lock and has checked the money is released): pending again, unassigned, the
+    no-show's application rejected and the others (rejected by that acceptance) pending
+    again; ``order:reopened`` re-runs matching, which skips the no-show provider."""
+    actor = actor_for(creator, order)
+    if actor is None:
+        raise NotFound("Order not found.")
+    check_transition(Action.REOPEN, order.status, actor)
+    if order.cancellation_reason != NO_SHOW_REASON:
+        raise Conflict("Only an order whose provider did not show up can be re-opened.",
+                       code="NOT_REOPENABLE",
+                       details={"cancellationReason": order.cancellation_reason})
+    no_show_provider = order.provider_id
+    session.execute(
+        update(OrderApplication)
+        .where(OrderApplication.order_id == order.id,
+               OrderApplication.provider_id != no_show_provider,
+               OrderApplication.status == ApplicationStatus.REJECTED)
+        .values(status=ApplicationStatus.PENDING)
+        .execution_options(synchronize_session="fetch"))
+    session.execute(
+        update(OrderApplication)
+        .where(OrderApplication.order_id == order.id,
+               OrderApplication.provider_id == no_show_provider)
+        .values(status=ApplicationStatus.REJECTED)
+        .execution_options(synchronize_session="fetch"))
+    order.provider_id = None
+    order.accepted_at = None
+    order.agreed_amount_minor = None
+    order.cancelled_at = None
+    order.cancellation_reason = None
+    if order.scheduled_for is not None and order.scheduled_for < now:
+        # Its time has passed: as soon as possible now (expiry counts from here).
+        order.scheduled_for = now
+    return _transition(session, order, Action.REOPEN, actor, creator.id,
+                       data={"noShowProviderId": str(no_show_provider)})

@@ -6,6 +6,11 @@
                            ▼                                         resolve: refund ──▶ cancelled
                        cancelled
 
+Automatic edges (issue 17, docs/orders.md has the diagram with its timers): ``no_show``
+(accepted -> cancelled, reason ``no_show``, by the beat), ``reopen`` (cancelled as a no-show ->
+pending, by the creator), an overdue active order completed by the system, and a dispute
+resolved by the system's default rule.
+
 An acceptance whose card wants 3-D Secure stays ``accepted`` with its escrow
 ``awaiting_authentication`` (the provider may not start meanwhile); if the creator does not
 authenticate within PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES (or the bank refuses), the system
@@ -43,6 +48,8 @@ class Action(StrEnum):
     RESOLVE_RELEASE = "resolve_release"
     RESOLVE_REFUND = "resolve_refund"
     LAPSE_ACCEPTANCE = "lapse_acceptance"  # 3-D Secure never completed: back to pending
+    NO_SHOW = "no_show"
+    REOPEN = "reopen"
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,20 @@ TRANSITIONS: dict[Action, Transition] = {
                    frozenset({Actor.SYSTEM}), "order:expired"),
         Transition(Action.DISPUTE, frozenset({S.COMPLETED}), S.DISPUTED,
                    frozenset({Actor.CREATOR}), "order:disputed"),
+        # The system resolves a dispute nobody did by the default rule (issue 17).
         Transition(Action.RESOLVE_RELEASE, frozenset({S.DISPUTED}), S.COMPLETED,
-                   frozenset({Actor.ADMIN}), "order:resolved"),
+                   frozenset({Actor.ADMIN, Actor.SYSTEM}), "order:resolved"),
         Transition(Action.RESOLVE_REFUND, frozenset({S.DISPUTED}), S.CANCELLED,
-                   frozenset({Actor.ADMIN}), "order:resolved"),
+                   frozenset({Actor.ADMIN, Actor.SYSTEM}), "order:resolved"),
         Transition(Action.LAPSE_ACCEPTANCE, frozenset({S.ACCEPTED}), S.PENDING,
                    frozenset({Actor.SYSTEM}), "order:acceptance_lapsed"),
+        # A provider who never started: a cancellation (so the hold is released by the same
+        # follow-up as any cancellation), told to both parties as ``order:cancelled``.
+        Transition(Action.NO_SHOW, frozenset({S.ACCEPTED}), S.CANCELLED,
+                   frozenset({Actor.SYSTEM}), "order:cancelled"),
+        # After a no-show the creator may put the order back up for matching.
+        Transition(Action.REOPEN, frozenset({S.CANCELLED}), S.PENDING,
+                   frozenset({Actor.CREATOR}), "order:reopened"),
     )
 }
 # Cancelling an accepted or active order is allowed to both parties (and admins).

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.notifier import Notifier, invited_room, order_room, user_room
 from db.models import Order, OrderMatch
+from db.queries.overdue import admin_ids
 from domain.dispatch import MatchStatus
 from domain.notifications import Delivery
 from domain.orders import Parties
@@ -33,8 +34,10 @@ from matching.index import ProviderIndex
 ORDER_EVENTS = frozenset({
     "order:created", "order:updated", "order:matched", "order:accepted", "order:started",
     "order:completed", "order:cancelled", "order:expired", "order:disputed", "order:resolved",
-    "order:deleted", "order:acceptance_lapsed",
+    "order:deleted", "order:acceptance_lapsed", "order:reopened",
 })
+#: Escalations of orders nobody ended (issue 17, ``domain.overdue``): told to every admin.
+ADMIN_EVENTS = frozenset({"order:escalated"})
 #: Of those, what an invited provider needs to know about the invitation they hold.
 INVITATION_EVENTS = frozenset({
     "order:updated", "order:accepted", "order:cancelled", "order:expired", "order:deleted",
@@ -96,6 +99,10 @@ def route(session: Session, event: OutboxEvent) -> Routes:
                 rid, name, event.event_id if name == topic else f"{event.event_id}:{name}",
                 kind or name, order_id, dict(payload)))
 
+    if topic in ADMIN_EVENTS:
+        for admin_id in admin_ids(session):
+            tell(admin_id)
+        return routes
     if topic == MESSAGE_CREATED:
         tell(payload.get("senderId"), "message:sent")
         tell(payload.get("recipientId"), "message:received")

@@ -62,7 +62,9 @@ class ScoringWeights:
       (30 min half-life; a live stream needs someone who is around now).
       Never active (NaN) scores 0.
     * ``acceptance`` 0.15 / ``completion`` 0.15 - historical rates in [0, 1];
-      unknown -> ``unknown_prior`` (0.5).
+      unknown -> ``unknown_prior`` (0.5).  A provider's no-shows (accepted,
+      never started: ``domain.overdue``) count as assignments not completed,
+      so each one lowers ``completion`` (``db.queries.matching.track_record``).
     * ``price`` 0.10 - fit of proposed/asked price: 1 at or under the ask,
       falling linearly to 0 at ``price_tolerance`` (50 %) over it; unknown ->
       ``unknown_prior``.

@@ -58,6 +58,8 @@ FOLLOW_UPS: dict[str, tuple[str, ...]] = {
     "order:completed": ("payments.capture",),
     "order:cancelled": ("payments.release",),
     "order:resolved": ("payments.apply_resolution",),
+    # A creator re-opened an order after a no-show: matched afresh (issue 17).
+    "order:reopened": ("matching.match_order",),
 }
 
 

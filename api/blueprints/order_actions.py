@@ -20,7 +20,7 @@ from api.blueprints.order_schemas import (
 from api.blueprints.orders import rules
 from api.services import payments, services
 from api.smorest import Blueprint, Serialized
-from domain import order_actions
+from domain import order_actions, overdue
 from domain.payments import capture, holds
 from domain.permissions import Permission
 from domain.presence_store import LocationStore
@@ -126,6 +126,18 @@ class Cancel(MethodView):
         """Cancel (creator while pending; creator or provider once accepted or live)."""
         order = order_actions.cancel(services().db.session(), order_id, current_user(),
                                      body["reason"], _now())
+        return {"order": order}
+
+
+@blp.route("/orders/<uuid:order_id>/reopen")
+class Reopen(MethodView):
+    @authenticated(Permission.CREATE_ORDERS)
+    @blp.response(200, OrderEnvelopeSchema)
+    def post(self, order_id: uuid.UUID) -> dict[str, Any]:
+        """Re-open an order whose provider did not show up (creator): pending again and
+        matched afresh, without that provider (409 ``PAYMENT_RELEASE_PENDING`` while its hold
+        is still being released: retry)."""
+        order = overdue.reopen(services().db.session(), order_id, current_user(), _now())
         return {"order": order}
 
 

@@ -16,7 +16,13 @@ from db.models.matching import (
 )
 from db.models.messages import OrderMessage
 from db.models.notifications import Notification
-from db.models.orders import LOCATION_POINT_SQL, Order, OrderApplication, OrderEvent
+from db.models.orders import (
+    LOCATION_POINT_SQL,
+    Order,
+    OrderApplication,
+    OrderEvent,
+    ProviderNoShow,
+)
 from db.models.outbox import OutboxMessage
 from db.models.payments import (
     LedgerEntry,
@@ -38,7 +44,8 @@ __all__ = [
     "LedgerTransaction", "LocationSample", "Notification", "OperatingArea", "Order",
     "OrderApplication", "OrderAssignment", "OrderDispatch", "OrderEvent", "OrderMatch",
     "OrderMessage", "OutboxMessage", "PaymentCustomer", "PaymentEscrow", "PaymentTransaction",
-    "PayoutAccount", "ProcessedWebhookEvent", "ReconciliationRun", "RefreshTokenFamily",
+    "PayoutAccount", "ProcessedWebhookEvent", "ProviderNoShow", "ReconciliationRun",
+    "RefreshTokenFamily",
     "SavedPaymentMethod",
     "StreamSegment", "StreamSession", "TimestampMixin", "User",
 ]

@@ -86,6 +86,10 @@ class Order(TimestampMixin, Base):
     disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancellation_reason: Mapped[str | None] = mapped_column(Text)
     dispute_reason: Mapped[str | None] = mapped_column(Text)
+    # Issue 17 (migration 0013_hanging): an order a beat job handed to admins, and why
+    # (``active_overdue``, ``dispute_overdue``); the job escalates each reason once.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalation: Mapped[str | None] = mapped_column(String(32))
 
     # The ORM adds "AND version = :old" to every UPDATE of an order and bumps it: a transition
     # that lost a race fails loudly (StaleDataError) instead of overwriting the winner.
@@ -135,3 +139,24 @@ class OrderEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProviderNoShow(Base):
+    """A provider who accepted an order and never started it (issue 17): counted against
+    their completion rate in matching, whatever becomes of the order afterwards (it may be
+    re-opened and given to someone else). One row per acceptance: the no-show job may run
+    twice."""
+
+    __tablename__ = "provider_no_shows"
+    __table_args__ = (
+        UniqueConstraint("order_id", "provider_id", "accepted_at", name="uq_no_shows_acceptance"),
+        Index("idx_no_shows_provider", "provider_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("live_stream_orders.id", ondelete="CASCADE"))
+    provider_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the start it missed, grace included
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -23,6 +23,7 @@ from db.models import (
     OrderAssignment,
     OrderDispatch,
     OrderMatch,
+    ProviderNoShow,
     User,
 )
 
@@ -118,8 +119,17 @@ def track_record(session: Session, provider_id: uuid.UUID) -> tuple[float | None
     ).where(Order.provider_id == provider_id,
             Order.status.in_([OrderStatus.COMPLETED, OrderStatus.CANCELLED,
                               OrderStatus.DISPUTED]))).one()
+    # No-shows (issue 17) count as assignments not completed, however the order ended (it may
+    # have been re-opened and given to someone else); the cancelled order itself is not
+    # counted twice.
+    no_shows = int(session.scalar(select(func.count()).select_from(ProviderNoShow).where(
+        ProviderNoShow.provider_id == provider_id)) or 0)
+    own_no_shows = int(session.scalar(select(func.count()).select_from(Order).where(
+        Order.provider_id == provider_id, Order.status == OrderStatus.CANCELLED,
+        Order.cancellation_reason == "no_show")) or 0)
+    assigned = finished[0] - own_no_shows + no_shows
     acceptance = (decided[1] or 0) / decided[0] if decided[0] else None
-    completion = (finished[1] or 0) / finished[0] if finished[0] else None
+    completion = (finished[1] or 0) / assigned if assigned else None
     return acceptance, completion
 
 
@@ -164,7 +174,10 @@ def refused_pairs(session: Session, order_ids: Sequence[uuid.UUID]
         return set()
     rows = session.execute(select(OrderMatch.order_id, OrderMatch.provider_id).where(
         OrderMatch.order_id.in_(order_ids), OrderMatch.status.in_(REFUSED_MATCH_STATUSES)))
-    return {(o, p) for o, p in rows}
+    # A provider who did not show up for an order (issue 17) is never matched to it again.
+    no_shows = session.execute(select(ProviderNoShow.order_id, ProviderNoShow.provider_id)
+                               .where(ProviderNoShow.order_id.in_(order_ids)))
+    return {(o, p) for o, p in rows} | {(o, p) for o, p in no_shows}
 
 
 def invited_pairs(session: Session, order_ids: Sequence[uuid.UUID]

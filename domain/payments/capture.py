@@ -103,7 +103,7 @@ def capture(session: Session, gateway: PaymentGateway, config: PaymentConfig,
     return capture_now(session, gateway, config, escrow, order, now)
 
 
-def resolve_dispute(session: Session, order_id: uuid.UUID, admin: User, outcome: str,
+def resolve_dispute(session: Session, order_id: uuid.UUID, admin: User | None, outcome: str,
                     note: str, refund_amount: str | int | float | Decimal | None,
                     now: datetime) -> Order:
     """The admin's decision, money included: ``release`` pays the provider (after the dispute

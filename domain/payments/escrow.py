@@ -17,7 +17,9 @@ States (``payment_escrows.state``)::
 3-D Secure; ``hold_expires_at`` is then the authentication deadline
 (``PAYMENT_AUTHENTICATION_TIMEOUT_MINUTES``), after which beat cancels the intent and the order
 goes back to pending. A released escrow holds nothing, so a new acceptance reuses it
-(``records.open_escrow``), its hold generation counting on.
+(``records.open_escrow``), its hold generation counting on; so does the acceptance of an order
+re-opened after a provider no-show (issue 17): ``released ──accepted again──▶
+awaiting_authorization``.
 
 ``payment_transactions.status`` (the spec's enum) is derived: awaiting -> pending, authorized ->
 processing, captured/settling/settled -> succeeded, released -> cancelled, refunded -> refunded,

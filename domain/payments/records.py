@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.enums import PaymentStatus
+from core.errors import Conflict
 from db.models import Order, PaymentEscrow, PaymentTransaction
 from domain.events import emit
 from domain.money import format_minor
@@ -23,25 +24,31 @@ from domain.payments.escrow import PAYMENT_STATUS, EscrowState, Flag
 PROCESSING = "payment:processing"
 COMPLETED = "payment:completed"
 FAILED = "payment:failed"
+#: Escrows an order re-opened after a no-show may start again from: nothing held, nothing owed.
+REUSABLE = frozenset({EscrowState.RELEASED.value, EscrowState.FAILED.value})
 
 
 def open_escrow(session: Session, order: Order, gateway: str) -> PaymentEscrow:
     """The escrow of a just-accepted order (and its ``payment_transactions`` row).
 
-    An order accepted again after its acceptance was undone (3-D Secure never completed)
-    still has its released escrow: it holds nothing and owes nothing, so it is reused (one
-    escrow per order), and its hold generation counts on, so the new hold gets a new
-    idempotency key instead of the processor's replay of the abandoned one."""
+    An order accepted again after its acceptance was undone (3-D Secure never completed), or
+    re-opened after a provider no-show (issue 17), still has its escrow: released (or failed)
+    with nothing captured, it holds nothing and owes nothing, so it is reused (one escrow per
+    order), and its hold generation counts on, so the new hold gets a new idempotency key
+    instead of the processor's replay of the abandoned one. Anything else is still being
+    released: 409 ``PAYMENT_RELEASE_PENDING``."""
     assert order.provider_id is not None and order.agreed_amount_minor is not None
     earlier = session.scalars(select(PaymentEscrow).where(PaymentEscrow.order_id == order.id)
                               .with_for_update()).one_or_none()
     if earlier is not None:
-        assert earlier.state == EscrowState.RELEASED.value and earlier.captured_minor == 0
+        if earlier.state not in REUSABLE or earlier.captured_minor:
+            raise Conflict("This order's previous payment is still open.",
+                           code="PAYMENT_RELEASE_PENDING", details={"state": earlier.state})
         earlier.payee_id = order.provider_id
         earlier.amount_minor = order.agreed_amount_minor
         earlier.currency = order.currency
         earlier.gateway = gateway
-        earlier.authorized_minor = 0
+        earlier.authorized_minor = earlier.refund_due_minor = 0
         earlier.intent_ref = None
         earlier.hold_expires_at = None
         earlier.authorize_at = None

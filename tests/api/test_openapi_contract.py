@@ -4,6 +4,7 @@ main shapes of applications and users) validated against their declared schemas,
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,9 +12,11 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from db.models import OrderMatch, User
+from core.enums import OrderStatus
+from db.models import Order, OrderMatch, PaymentEscrow, User
 from domain.presence_store import LocationStore, ProviderLocation
 from tests.api.openapi_contract import Contract, published_contract, strict
 from tests.api.orders_helpers import call, order_body
@@ -97,6 +100,22 @@ def test_every_order_endpoint_sends_what_openapi_declares(
           order_id=second["id"])
     third = check("POST", "/orders", creator, order_body())["order"]
     check("DELETE", "/orders/{order_id}", creator, order_id=third["id"])
+    # Re-opened after a provider's no-show (issue 17; the beat's cancellation and the hold's
+    # release stand in as rows).
+    fourth = check("POST", "/orders", creator, order_body())["order"]
+    bid = check("POST", "/orders/{order_id}/applications", provider, {},
+                order_id=fourth["id"])["application"]
+    check("POST", "/orders/{order_id}/accept", creator, {"applicationId": bid["id"]},
+          order_id=fourth["id"])
+    db_session.expire_all()
+    no_show = db_session.get(Order, uuid.UUID(fourth["id"]))
+    assert no_show is not None
+    no_show.status, no_show.cancellation_reason = OrderStatus.CANCELLED, "no_show"
+    db_session.execute(update(PaymentEscrow).where(PaymentEscrow.order_id == no_show.id)
+                       .values(state="released"))
+    db_session.commit()
+    assert check("POST", "/orders/{order_id}/reopen", creator,
+                 order_id=fourth["id"])["order"]["status"] == "pending"
     # A provider's invitations and an exclusive offer taken.
     pending = OrderFactory(creator_id=creator.id, latitude=NYC[0], longitude=NYC[1])
     offer = OrderMatch(order_id=pending.id, provider_id=provider.id, source="order_created",

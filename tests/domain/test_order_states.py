@@ -20,8 +20,12 @@ LEGAL = {
     (A.CANCEL, S.ACTIVE): ({Actor.CREATOR, Actor.PROVIDER, Actor.ADMIN}, S.CANCELLED),
     (A.EXPIRE, S.PENDING): ({Actor.SYSTEM}, S.CANCELLED),
     (A.DISPUTE, S.COMPLETED): ({Actor.CREATOR}, S.DISPUTED),
-    (A.RESOLVE_RELEASE, S.DISPUTED): ({Actor.ADMIN}, S.COMPLETED),
-    (A.RESOLVE_REFUND, S.DISPUTED): ({Actor.ADMIN}, S.CANCELLED),
+    (A.RESOLVE_RELEASE, S.DISPUTED): ({Actor.ADMIN, Actor.SYSTEM}, S.COMPLETED),
+    (A.RESOLVE_REFUND, S.DISPUTED): ({Actor.ADMIN, Actor.SYSTEM}, S.CANCELLED),
+    # Issue 17: the automatic no-show, and the creator re-opening after it (the domain also
+    # requires the cancellation to have been a no-show).
+    (A.NO_SHOW, S.ACCEPTED): ({Actor.SYSTEM}, S.CANCELLED),
+    (A.REOPEN, S.CANCELLED): ({Actor.CREATOR}, S.PENDING),
     # 3-D Secure never completed: the system undoes the acceptance (issue 17).
     (A.LAPSE_ACCEPTANCE, S.ACCEPTED): ({Actor.SYSTEM}, S.PENDING),
 }
@@ -43,9 +47,10 @@ def test_every_combination(action: Action, status: OrderStatus, actor: Actor) ->
         assert check_transition(action, status, actor).target is legal[1]
 
 
-def test_cancelled_is_terminal() -> None:
+def test_cancelled_is_terminal_but_for_reopening() -> None:
     for actor in Actor:
-        assert allowed_actions(S.CANCELLED, actor) == []
+        expected = [A.REOPEN] if actor is Actor.CREATOR else []
+        assert allowed_actions(S.CANCELLED, actor) == expected
 
 
 def test_allowed_actions_for_creator_of_pending_order() -> None:

@@ -64,3 +64,55 @@ def test_expired_idempotency_keys_are_purged_once(live_app: Flask) -> None:
         assert purge.apply().get() == 0
     with database.transaction() as session:
         assert session.scalars(select(IdempotencyRecord.key)).all() == ["live"]
+
+
+def test_published_outbox_rows_are_purged_after_their_age_once(live_app: Flask) -> None:
+    from db.models import OutboxMessage
+
+    database = live_app.extensions["taplive"].db
+    days = live_app.extensions["taplive"].settings.outbox_retention_days
+    with database.transaction() as session:
+        for topic, created, published in (
+                ("old-published", NOW - timedelta(days=days + 2), NOW - timedelta(days=days + 1)),
+                ("recent-published", NOW - timedelta(days=1), NOW - timedelta(days=1)),
+                ("old-unpublished", NOW - timedelta(days=days + 2), None)):
+            session.add(OutboxMessage(topic=topic, aggregate_id="x", payload={},
+                                      created_at=created, published_at=published))
+    purge = live_app.extensions["celery"].tasks["maintenance.purge_outbox"]
+    with freeze_time(NOW):
+        assert purge.apply().get() == 1
+        assert purge.apply().get() == 0
+    with database.transaction() as session:
+        assert sorted(session.scalars(select(OutboxMessage.topic).where(
+            OutboxMessage.aggregate_id == "x"))) == ["old-unpublished", "recent-published"]
+
+
+def test_old_notifications_are_purged_once(live_app: Flask,
+                                           live_users: dict[str, User]) -> None:
+    import uuid
+
+    from db.models import Notification
+
+    database = live_app.extensions["taplive"].db
+    settings = live_app.extensions["taplive"].settings
+    read_age = timedelta(days=settings.notification_read_retention_days)
+    any_age = timedelta(days=settings.notification_retention_days)
+    recipient = live_users["creator"].id
+    cases = {  # event -> (created, read)
+        "read-old": (NOW - read_age - timedelta(days=1), NOW - read_age),
+        "read-recent": (NOW - timedelta(days=1), NOW),
+        "unread-old": (NOW - read_age - timedelta(days=1), None),
+        "unread-ancient": (NOW - any_age - timedelta(days=1), None),
+    }
+    with database.transaction() as session:
+        for event, (created, read) in cases.items():
+            session.add(Notification(id=uuid.uuid4(), recipient_id=recipient, kind="k",
+                                     event=event, event_id=event, payload={},
+                                     created_at=created, read_at=read, pushed_at=created))
+    purge = live_app.extensions["celery"].tasks["maintenance.purge_notifications"]
+    with freeze_time(NOW):
+        assert purge.apply().get() == 2
+        assert purge.apply().get() == 0
+    with database.transaction() as session:
+        assert sorted(session.scalars(select(Notification.event).where(
+            Notification.recipient_id == recipient))) == ["read-recent", "unread-old"]

@@ -19,6 +19,12 @@ REQUIRED = {
     "idempotency-key purge": "maintenance.purge_idempotency_keys",
     "ledger reconciliation": "payments.reconcile",
     "outbox sweep": "events.drain_outbox",
+    # Issue 17: orders that hang, and retention.
+    "provider no-shows": "maintenance.cancel_no_shows",
+    "overdue active orders": "maintenance.settle_overdue_active",
+    "overdue disputes": "maintenance.settle_overdue_disputes",
+    "published outbox purge": "maintenance.purge_outbox",
+    "notification purge": "maintenance.purge_notifications",
 }
 
 
