@@ -65,6 +65,8 @@ TABLES: dict[str, tuple[Rule, str]] = {
     "order_matches": (Rule.DELETED, "invitations and offers the provider received"),
     "order_assignments": (Rule.DELETED, "the batch re-match's choice of the provider"),
     "account_links": (Rule.DELETED, "the account's password-reset and verification links"),
+    "provider_no_shows": (Rule.DELETED, "the provider's missed acceptances (a ranking "
+                          "signal about the person)"),
     "refresh_token_families": (Rule.DELETED, "the account's sign-ins (token ids, times; "
                                "every token is already revoked by erasure)"),
     "email_outbox": (Rule.DELETED, "mails to the person (their address, the links)"),

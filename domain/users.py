@@ -334,6 +334,8 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "refreshTokenFamilies": [
             _row(f, exclude=frozenset({"current_jti"}))
             for f in personal_data.refresh_families_of(session, uid)],
+        # Acceptances the provider did not show up for (they lower their ranking).
+        "noShows": [_row(n) for n in personal_data.no_shows_of(session, uid)],
         "auditEvents": [_row(e) for e in queries.audit_events_of(session, uid)],
         "orderEvents": [_row(e) for e in queries.order_events_of(session, uid)],
         # The conversations the user takes part in (what the chat shows them), both sides.

@@ -149,6 +149,7 @@ class ExportSchema(Schema):
     streamSegments = fields.List(fields.Dict())
     idempotencyRecords = fields.List(fields.Dict())
     refreshTokenFamilies = fields.List(fields.Dict())
+    noShows = fields.List(fields.Dict())
     auditEvents = fields.List(fields.Dict())
     orderEvents = fields.List(fields.Dict())
     messages = fields.List(fields.Dict())

@@ -21,6 +21,7 @@ from db.models import (
     PaymentCustomer,
     PaymentEscrow,
     PayoutAccount,
+    ProviderNoShow,
     RefreshTokenFamily,
     SavedPaymentMethod,
     StreamSegment,
@@ -103,6 +104,11 @@ def stream_segments_of(session: Session, session_ids: Iterable[uuid.UUID]
     ).order_by(StreamSegment.started_at, StreamSegment.id)))
 
 
+def no_shows_of(session: Session, user_id: uuid.UUID) -> list[ProviderNoShow]:
+    return list(session.scalars(select(ProviderNoShow).where(
+        ProviderNoShow.provider_id == user_id).order_by(ProviderNoShow.recorded_at)))
+
+
 def refresh_families_of(session: Session, user_id: uuid.UUID) -> list[RefreshTokenFamily]:
     return list(session.scalars(select(RefreshTokenFamily).where(
         RefreshTokenFamily.user_id == user_id).order_by(RefreshTokenFamily.created_at)))
@@ -157,6 +163,8 @@ def delete_owned(session: Session, user_id: uuid.UUID) -> dict[str, int]:
             IdempotencyRecord.scope == str(user_id)),
         "refresh_token_families": delete(RefreshTokenFamily).where(
             RefreshTokenFamily.user_id == user_id),
+        "provider_no_shows": delete(ProviderNoShow).where(
+            ProviderNoShow.provider_id == user_id),
     }
     counts: dict[str, int] = {}
     for table, statement in statements.items():
