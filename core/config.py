@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     payment_settlement_batch: int = Field(default=100, ge=1, le=1000)
     payment_orphan_hold_grace_minutes: int = Field(default=30, ge=1)
     payment_rate_limit_retries: int = Field(default=5, ge=0, le=20)
+    # The processor calls per second each catch-up chain (retry_captures, settle_due) may make
+    # while it drains a backlog (tasks/catchup.py). Stripe's live limit is 100 requests/s per
+    # account, shared by everything: two chains at 40 leave 20 for the request path
+    # (acceptances' holds, refunds, webhooks' reads). Test mode's limit is 25: set it lower.
+    payment_gateway_rate_per_s: float = Field(default=40.0, gt=0, le=10_000)
     # An acceptance whose card wants 3-D Secure waits this long for the creator (issue 17).
     payment_authentication_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
     payment_reconcile_lookback_hours: int = Field(default=48, ge=1)

@@ -24,7 +24,9 @@ from domain.payments import holds, reconciliation, settlement
 from domain.payments.config import PaymentConfig
 from domain.payments.gateway import GatewayError, PaymentGateway, RateLimited, Unavailable
 from services import Services
+from tasks import catchup
 from tasks.base import ServicesTask
+from tasks.catchup import Round
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -161,42 +163,82 @@ def renew_holds(self: ServicesTask) -> int:
 
 @shared_task(name="payments.retry_captures", bind=True, time_limit=300, soft_time_limit=280,
              ignore_result=True)
-def retry_captures(self: ServicesTask) -> int:
+def retry_captures(self: ServicesTask, chain: str | None = None,
+                   cursor: str | None = None) -> int:
     """Capture completed orders whose capture task gave up (processor down longer than its
-    retries): the capture command re-checks the escrow, so a capture that did happen is not
-    repeated."""
+    retries, a lost message): the capture command re-checks the escrow, so a capture that
+    did happen is not repeated. A backlog drains in one chain of rounds (tasks/catchup.py)."""
     svc = self.services
-    with svc.db.transaction() as session:
-        uncaptured = queries.find_captured_awaiting_completion(session, BATCH)
-    return _each(svc, uncaptured, capture_cmd.capture, "capture")
+
+    def work(after: str | None) -> Round:
+        with svc.db.transaction() as session:
+            ids = queries.find_captured_awaiting_completion(
+                session, BATCH, uuid.UUID(after) if after else None)
+        handled, last = 0, after
+        for order_id in ids:
+            try:
+                _run(svc, capture_cmd.capture, str(order_id))
+            except RateLimited as exc:
+                log.warning("capture: rate limited, the chain waits")
+                return Round(handled, handled + 1, more=True, cursor=last,
+                             retry_after=settle_backoff_s(exc.retry_after, 0))
+            except GatewayError:
+                log.exception("capture failed", extra={"order": str(order_id)})
+            handled, last = handled + 1, str(order_id)
+        return Round(handled, handled, more=len(ids) == BATCH, cursor=last)
+
+    return catchup.run_round(self, svc.redis, "retry_captures", chain, cursor,
+                             svc.payments.config.gateway_rate_per_s, work)
+
+
+def _settle_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    if not cursor:
+        return None
+    when, order_id = cursor.split("|")
+    return datetime.fromisoformat(when), uuid.UUID(order_id)
 
 
 @shared_task(name="payments.settle_due", bind=True, time_limit=600, soft_time_limit=570,
              ignore_result=True)
-def settle_due(self: ServicesTask) -> int:
-    """Settle one batch of orders past their dispute window. On a 429 the rest of the batch
-    is handed to ``payments.settle_order`` (which waits out Retry-After as a Celery retry)
-    instead of sleeping here."""
+def settle_due(self: ServicesTask, chain: str | None = None, cursor: str | None = None) -> int:
+    """Settle orders past their dispute window, a batch per round, the whole backlog in one
+    chain (tasks/catchup.py). On a 429 the rest of the batch is handed to
+    ``payments.settle_order`` (which waits out Retry-After as a Celery retry) instead of
+    sleeping here, and the chain's next batch waits as long."""
     svc = self.services
-    with svc.db.transaction() as session:
-        ids = queries.find_due_for_settlement(session, _now(),
-                                              svc.payments.config.settlement_batch)
-    settled = 0
-    for position, order_id in enumerate(ids):
-        try:
-            settled += settle_one(svc, order_id)
-        except RateLimited as exc:
-            log.warning("settlement rate limited: the rest of the batch is queued")
-            countdown = settle_backoff_s(exc.retry_after, 0)
-            for waiting in ids[position:]:
-                self.app.send_task("payments.settle_order", args=[str(waiting)],
-                                   countdown=countdown)
-            break
-        except GatewayError:
-            log.exception("settlement failed", extra={"order": str(order_id)})
-    if settled:
-        log.info("settled %d orders", settled)
-    return settled
+    batch = svc.payments.config.settlement_batch
+
+    def work(after: str | None) -> Round:
+        with svc.db.transaction() as session:
+            ids = queries.find_due_for_settlement(session, _now(), batch, _settle_cursor(after))
+        settled = calls = 0
+        wait: float | None = None
+        for position, order_id in enumerate(ids):
+            calls += 1
+            try:
+                settled += settle_one(svc, order_id)
+            except RateLimited as exc:
+                log.warning("settlement rate limited: the rest of the batch is queued")
+                wait = settle_backoff_s(exc.retry_after, 0)
+                for waiting in ids[position:]:
+                    self.app.send_task("payments.settle_order", args=[str(waiting)],
+                                       countdown=wait)
+                break
+            except GatewayError:
+                log.exception("settlement failed", extra={"order": str(order_id)})
+        if settled:
+            log.info("settled %d orders", settled)
+        full = len(ids) == batch
+        if not full:
+            return Round(settled, calls, more=False)
+        with svc.db.transaction() as session:
+            at = queries.settle_cursor(session, ids[-1])
+        return Round(settled, calls, more=at is not None,
+                     cursor=f"{at[0].isoformat()}|{at[1]}" if at else None,
+                     retry_after=wait if at else None)
+
+    return catchup.run_round(self, svc.redis, "settle_due", chain, cursor,
+                             svc.payments.config.gateway_rate_per_s, work)
 
 
 @shared_task(name="payments.reconcile", bind=True, time_limit=600, soft_time_limit=570,

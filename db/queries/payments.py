@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, true, tuple_
 from sqlalchemy.orm import Session
 
 from core.enums import OrderStatus
@@ -68,9 +68,12 @@ def find_due_for_renewal(session: Session, horizon: datetime, limit: int) -> lis
         .order_by(PaymentEscrow.hold_expires_at).limit(limit)))
 
 
-def find_due_for_settlement(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:
+def find_due_for_settlement(session: Session, now: datetime, limit: int,
+                            after: tuple[datetime, uuid.UUID] | None = None) -> list[uuid.UUID]:
     """Escrows mid-settlement, and captured ones past their dispute window whose order is not
-    disputed, not frozen by a chargeback, and whose provider can receive a transfer."""
+    disputed, not frozen by a chargeback, and whose provider can receive a transfer; oldest
+    first, from past ``after`` (settle_after, order id): a catch-up chain's cursor, so one
+    pass over the backlog never comes back to an order that failed earlier in the pass."""
     has_account = (select(PayoutAccount.id)
                    .where(PayoutAccount.user_id == PaymentEscrow.payee_id,
                           PayoutAccount.gateway == PaymentEscrow.gateway,
@@ -85,18 +88,30 @@ def find_due_for_settlement(session: Session, now: datetime, limit: int) -> list
             & or_(PaymentEscrow.flag.is_(None), PaymentEscrow.flag != "chargeback")
             & has_account,
         ))
-        .order_by(PaymentEscrow.settle_after).limit(limit)))
+        .where(true() if after is None
+               else tuple_(PaymentEscrow.settle_after, PaymentEscrow.order_id) > tuple_(*after))
+        .order_by(PaymentEscrow.settle_after, PaymentEscrow.order_id).limit(limit)))
 
 
-def find_captured_awaiting_completion(session: Session, limit: int) -> list[uuid.UUID]:
+def settle_cursor(session: Session, order_id: uuid.UUID) -> tuple[datetime, uuid.UUID] | None:
+    """Where a settlement pass stands after ``order_id`` (see ``find_due_for_settlement``)."""
+    settle_after = session.scalar(select(PaymentEscrow.settle_after)
+                                  .where(PaymentEscrow.order_id == order_id))
+    return None if settle_after is None else (settle_after, order_id)
+
+
+def find_captured_awaiting_completion(session: Session, limit: int,
+                                      after: uuid.UUID | None = None) -> list[uuid.UUID]:
     """Authorised escrows whose order was delivered: the capture follow-up was lost or
-    failed transiently (a safety net for the renewal job)."""
+    failed transiently (a safety net for the renewal job). By order id, past ``after``: a
+    catch-up chain's cursor (see ``find_due_for_settlement``)."""
     return list(session.scalars(
         select(PaymentEscrow.order_id)
         .join(Order, Order.id == PaymentEscrow.order_id)
         .where(PaymentEscrow.state == "authorized",
-               Order.status.in_([OrderStatus.COMPLETED, OrderStatus.DISPUTED]))
-        .limit(limit)))
+               Order.status.in_([OrderStatus.COMPLETED, OrderStatus.DISPUTED]),
+               true() if after is None else PaymentEscrow.order_id > after)
+        .order_by(PaymentEscrow.order_id).limit(limit)))
 
 
 def find_for_reconciliation(session: Session, since: datetime,

@@ -26,6 +26,8 @@ class PaymentConfig:
     require_method_at_accept: bool = True
     orphan_grace: timedelta = timedelta(minutes=30)
     rate_limit_retries: int = 5
+    # Processor calls per second one catch-up chain may make (PAYMENT_GATEWAY_RATE_PER_S).
+    gateway_rate_per_s: float = 40.0
     # How long an acceptance waits for the creator's 3-D Secure before the order goes back to
     # pending (the hold attempt is cancelled).
     authentication_timeout: timedelta = timedelta(minutes=30)
@@ -48,6 +50,7 @@ class PaymentConfig:
             require_method_at_accept=settings.payment_method_required_at_accept,
             orphan_grace=timedelta(minutes=settings.payment_orphan_hold_grace_minutes),
             rate_limit_retries=settings.payment_rate_limit_retries,
+            gateway_rate_per_s=settings.payment_gateway_rate_per_s,
             authentication_timeout=timedelta(
                 minutes=settings.payment_authentication_timeout_minutes),
         )
