@@ -58,8 +58,15 @@ class PaginationSchema(Schema):
                                 metadata={"description": "null for the nearby search"})
 
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
+
+
 class PageArgsSchema(Schema):
-    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
+    # Documented with its shape (itsdangerous' signed ``payload.signature``, both base64url):
+    # a cursor of another shape is refused (400 INVALID_CURSOR) before any query.
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512),
+                           metadata={"pattern": CURSOR_PATTERN,
+                                     "description": "An opaque cursor from a previous page."})
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 

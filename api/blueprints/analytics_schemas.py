@@ -10,8 +10,12 @@ from api.smorest import Schema
 
 class AnalyticsArgsSchema(Schema):
     # ``from`` is a Python keyword: the wire names are the spec's, the attributes are not.
-    since = fields.AwareDateTime(data_key="from", load_default=None)
-    until = fields.AwareDateTime(data_key="to", load_default=None)
+    since = fields.AwareDateTime(data_key="from", load_default=None, metadata={
+        "description": "Start of the window (with its offset); before 'to'. Default: 30 days "
+                       "before 'to'."})
+    until = fields.AwareDateTime(data_key="to", load_default=None, metadata={
+        "description": "End of the window (with its offset); at most 366 days after 'from'. "
+                       "Default: now."})
 
 
 def _money_by_currency() -> fields.Dict:

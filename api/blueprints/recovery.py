@@ -32,7 +32,9 @@ class PasswordResetRequestSchema(Schema):
 
 class PasswordResetConfirmSchema(Schema):
     token = _token()
-    newPassword = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    newPassword = fields.String(required=True, validate=validate.Length(min=1, max=256), metadata={
+        "description": "At least PASSWORD_MIN_LENGTH characters (default 10) and not guessable "
+                       "(400 WEAK_PASSWORD)."})
 
 
 class EmailVerificationConfirmSchema(Schema):

@@ -27,8 +27,13 @@ class EmailAddress(fields.Email):
         return str(super()._deserialize(value, attr, data, **kwargs))
 
 
-def _password() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=256))
+def _password(new: bool = False) -> fields.String:
+    # A new password's real floor is a setting (PASSWORD_MIN_LENGTH, 8-64, default 10) plus a
+    # guessability score: said in the description, since the document is built once.
+    description = ("At least PASSWORD_MIN_LENGTH characters (default 10) and not guessable "
+                   "(400 WEAK_PASSWORD)." if new else None)
+    return fields.String(required=True, validate=validate.Length(min=1, max=256),
+                         metadata={"description": description} if description else {})
 
 
 USERNAME = validate.Length(min=3, max=50)
@@ -72,7 +77,7 @@ class UserResultSchema(Schema):
 class RegisterSchema(Schema):
     username = fields.String(required=True, validate=USERNAME)
     email = EmailAddress(required=True, validate=validate.Length(max=255))
-    password = _password()
+    password = _password(new=True)
     role = fields.String(required=True, validate=validate.OneOf(sorted(SELF_SERVICE_ROLES)))
 
 
@@ -116,7 +121,7 @@ class ProfileUpdateSchema(Schema):
 
 class PasswordChangeSchema(Schema):
     currentPassword = _password()
-    newPassword = _password()
+    newPassword = _password(new=True)
 
 
 class ErasureSchema(Schema):

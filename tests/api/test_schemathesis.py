@@ -1,0 +1,136 @@
+"""Hostile input from the published OpenAPI document itself (issue 14): schemathesis generates
+requests for every operation the document declares, in process against the WSGI app, with a real
+user's token and with none, and every answer must be no 5xx, a status the operation declares, and
+a body its schema allows (checked strictly by schemathesis's own ``response_schema_conformance``).
+
+Bounded: ``EXAMPLES`` generated cases per operation and token (no shrinking), so the run stays
+well under a minute. Every failure of every operation is collected before the test fails, each
+with a curl command to replay it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import redis
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api import create_app
+from tests import factories
+from tests.api.openapi_contract import Contract, published_contract
+from tests.auth_helpers import access_token
+from tests.conftest import discard_committed_data, make_settings
+
+#: Generated cases per operation and token: enough to hit every field's bounds and types.
+EXAMPLES = 10
+#: Operations that end the caller's token (or account).
+SELF_ENDING = {"POST /api/v1/auth/logout", "POST /api/v1/auth/logout-all",
+               "POST /api/v1/users/me/password", "DELETE /api/v1/users/me"}
+
+
+def _strict_checker(contract: Contract) -> Any:
+    def strictly_conforming(ctx: Any, response: Any, case: Any) -> bool | None:
+        """The body against its declared schema made strict (tests/api/openapi_contract.py):
+        no undocumented field, no missing one, no undeclared null."""
+        responses = contract.doc["paths"][case.operation.path][case.method.lower()]["responses"]
+        declared = responses.get(str(response.status_code), {})
+        schema = declared.get("content", {}).get("application/json", {}).get("schema")
+        if schema is None:  # an undeclared status: status_code_conformance says so
+            return None
+        contract.validate(schema, response.json())
+        return True
+
+    return strictly_conforming
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(pg_url: str) -> Iterator[Flask]:
+    """An app whose requests really commit (the production path), with the Stripe webhook
+    secrets set: unset, the webhooks answer a deliberate 503 (not configured). Everything it
+    wrote is truncated afterwards."""
+    app = create_app(make_settings(pg_url, stripe_webhook_secret="whsec_fuzz",
+                                   stripe_connect_webhook_secret="whsec_fuzz_connect"))
+    yield app
+    discard_committed_data(app)
+
+
+@pytest.fixture(scope="module")
+def checks(fuzz_app: Flask) -> list[Any]:
+    # positive_data_acceptance (a schema-valid request must not get a 400) is not in the list
+    # yet: the document still misses limits the API enforces (docs/reliability.md).
+    return [not_a_server_error, status_code_conformance, response_schema_conformance,
+            _strict_checker(published_contract(fuzz_app))]
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_app: Flask) -> Any:
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzz_app)
+
+
+def _fuzz_operation(operation: Any, app: Flask, headers: dict[str, str],
+                    checks: list[Any], failures: dict[str, str]) -> None:
+    label = f"{operation.method.upper()} {operation.path}"
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(headers=headers or None))
+    def run(case: Any) -> None:
+        try:
+            case.call_and_validate(app=app, checks=checks)
+        except (Exception, FailureGroup) as exc:
+            first = " ".join(str(exc).split())[:300]
+            failures.setdefault(f"{label}: {first}", str(exc)[:3000])
+
+    run()
+
+
+def _fuzz(api_schema: Any, app: Flask, headers: dict[str, str], checks: list[Any]) -> list[str]:
+    failures: dict[str, str] = {}
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    # The token's own end comes last: after a logout, a password change or an account
+    # deletion every later request would only be a 401.
+    operations.sort(key=lambda op: f"{op.method.upper()} {op.path}" in SELF_ENDING)
+    for operation in operations:
+        _fuzz_operation(operation, app, headers, checks, failures)
+    return [f"{key}\n{detail}" for key, detail in failures.items()]
+
+
+@pytest.mark.parametrize("role", [None, "creator", "provider", "admin"])
+def test_every_operation_survives_hostile_input(
+        fuzz_app: Flask, api_schema: Any, checks: list[Any], redis_client: redis.Redis,
+        role: str | None) -> None:
+    headers = {}
+    if role is not None:
+        traits = {"creator": {}, "provider": {"provider": True, "verified": True},
+                  "admin": {"admin": True}}[role]
+        with fuzz_app.extensions["taplive"].db.transaction() as session:
+            factories.bind(session)
+            try:
+                user = factories.UserFactory(**traits)
+            finally:
+                factories.bind(None)
+            headers = {"Authorization": f"Bearer {access_token(user, fuzz_app)}"}
+    failures = _fuzz(api_schema, fuzz_app, headers, checks)
+    assert not failures, f"{len(failures)} failures:\n\n" + "\n\n".join(failures)
+
+
+def test_the_strict_check_fails_on_an_undeclared_null(fuzz_app: Flask) -> None:
+    """The custom check can fail: a user whose non-nullable ``username`` is null."""
+    contract = published_contract(fuzz_app)
+    check = _strict_checker(contract)
+    operation = SimpleNamespace(path="/api/v1/users/me")
+    case = SimpleNamespace(operation=operation, method="GET")
+    lie = {"success": True, "data": {"username": None}, "error": None, "meta": {}}
+    response = SimpleNamespace(status_code=200, json=lambda: lie)
+    with pytest.raises(AssertionError, match="username"):
+        check(None, response, case)
