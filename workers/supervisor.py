@@ -1,0 +1,116 @@
+"""The child processes of ``taplive standalone``: started each in a session of its own, stopped in
+dependency order with a bounded grace each.
+
+Why a session of its own: a Ctrl-C in the terminal sends SIGINT to the whole foreground process
+group. Children sharing the launcher's group all got it at once, so Redis went down while the
+worker and beat still used it (they then spent their shutdown retrying it), beat exited before
+the launcher noticed the Ctrl-C ("stopped unexpectedly: beat"), and a gunicorn worker could
+outlive everything. In sessions of their own only the launcher hears the Ctrl-C and decides who
+stops when; and a session's group also holds the child's own children (gunicorn and Celery pool
+workers, nginx workers), so one ``killpg`` takes a child's whole tree down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# First to last. The entry points stop taking work (requests, sockets, streams, the dashboard);
+# then beat, so nothing new is scheduled; then the worker finishes what it holds (Celery's warm
+# shutdown); Redis last, since every process above talks to it until it exits.
+STOP_STAGES: tuple[tuple[str, ...], ...] = (
+    ("api", "realtime", "rtmp", "flower"),
+    ("beat",),
+    ("worker",),
+    ("redis",),
+)
+DEFAULT_GRACE_S = 5.0
+POLL_S = 0.05
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL the process group a child leads: whatever of its tree is still there. The group
+    id stays reserved while any member lives, so this cannot hit an unrelated process."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+@dataclass
+class Supervisor:
+    """Starts child processes and stops them all, politely first, in dependency order."""
+
+    env: dict[str, str]
+    cwd: Path | None = None
+    say: Callable[[str], None] = print
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    grace_s: dict[str, float] = field(default_factory=dict)
+    # Set once stopping began: a child exiting then was asked to; a second signal sets `hurry`.
+    stopping: bool = False
+    hurry: bool = False
+
+    def start(self, name: str, argv: list[str], grace_s: float = DEFAULT_GRACE_S) -> None:
+        env = {**self.env, "SERVICE_NAME": f"taplive-{name}"}
+        proc = subprocess.Popen(argv, env=env, cwd=self.cwd, start_new_session=True)
+        self.adopt(name, proc, grace_s)
+
+    def adopt(self, name: str, proc: subprocess.Popen[bytes],
+              grace_s: float = DEFAULT_GRACE_S) -> None:
+        """Supervise a process started elsewhere (it should lead a session of its own)."""
+        self.children[name] = proc
+        self.grace_s[name] = grace_s
+
+    def dead(self) -> list[str]:
+        """Children that exited on their own (none while stopping: we asked them to)."""
+        if self.stopping:
+            return []
+        return [name for name, proc in self.children.items() if proc.poll() is not None]
+
+    def stop_all(self) -> None:
+        """Stage by stage (STOP_STAGES; children not named there go first): SIGTERM each leader,
+        wait up to its grace, SIGKILL its group if it is still there; then sweep the group of
+        anything the leader left behind."""
+        self.stopping = True
+        staged = {name for stage in STOP_STAGES for name in stage}
+        unstaged = tuple(name for name in self.children if name not in staged)
+        for stage in (unstaged, *STOP_STAGES):
+            names = [name for name in stage if name in self.children]
+            if names:
+                self._stop_stage(names)
+
+    def _stop_stage(self, names: list[str]) -> None:
+        began = time.monotonic()
+        deadlines = {}
+        for name in names:
+            proc = self.children[name]
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+            deadlines[name] = began + self.grace_s[name]
+        killed = []
+        waiting = set(names)
+        while waiting:
+            now = time.monotonic()
+            for name in sorted(waiting):
+                proc = self.children[name]
+                if proc.poll() is not None:
+                    waiting.discard(name)
+                elif self.hurry or now >= deadlines[name]:
+                    _kill_group(proc.pid)
+                    proc.wait()
+                    killed.append(name)
+                    waiting.discard(name)
+            if waiting:
+                time.sleep(POLL_S)
+        for name in names:
+            _kill_group(self.children[name].pid)
+        elapsed = time.monotonic() - began
+        self.say(f"stopped {', '.join(names)} ({elapsed:.1f} s)")
+        for name in killed:
+            reason = "a second signal" if self.hurry else f"{self.grace_s[name]:g} s"
+            self.say(f"killed {name}: still running after {reason}")
