@@ -34,11 +34,37 @@ DEFAULT_GRACE_S = 5.0
 POLL_S = 0.05
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(pid: int, settle_s: float = 0.0) -> None:
     """SIGKILL the process group a child leads: whatever of its tree is still there. The group
-    id stays reserved while any member lives, so this cannot hit an unrelated process."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    id stays reserved while any member lives, so this cannot hit an unrelated process. With
+    ``settle_s``, wait that long at most until none of them is running any more, so the caller's
+    "stopped" means gone."""
+    try:
         os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + settle_s
+    while _group_running(pid) and time.monotonic() < deadline:
+        time.sleep(POLL_S / 5)
+
+
+def _group_running(pgid: int) -> bool:
+    """Whether a process of the group still runs: zombies do not count (dead, only not yet
+    reaped by init, which in some containers takes its time). False where there is no /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, _ppid, group = raw[raw.rindex(")") + 2:].split()[:3]
+        if int(group) == pgid and state not in ("Z", "X"):
+            return True
+    return False
 
 
 @dataclass
@@ -107,8 +133,8 @@ class Supervisor:
                     waiting.discard(name)
             if waiting:
                 time.sleep(POLL_S)
-        for name in names:
-            _kill_group(self.children[name].pid)
+        for name in names:  # what a leader left behind: gunicorn/Celery/nginx workers
+            _kill_group(self.children[name].pid, settle_s=1.0)
         elapsed = time.monotonic() - began
         self.say(f"stopped {', '.join(names)} ({elapsed:.1f} s)")
         for name in killed:
