@@ -23,8 +23,9 @@ import pytest
 from bench.stop_time import start_launcher, stop_launcher
 from core import rtmp_server
 
-# Measured 6-10 s on a loaded 2-core machine (docs/reliability.md); before, 7-17 s with an
-# orphaned gunicorn worker now and then, and SIGTERM left all 13 processes running.
+# Measured 4.5-5.6 s (up to 10 s under heavier load) on 2 shared cores (docs/reliability.md);
+# before, 2.4-17 s with an orphaned gunicorn worker now and then, and SIGTERM left all 13
+# processes running.
 STOP_WITHIN_S = 20
 
 
