@@ -10,8 +10,8 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -27,19 +27,10 @@ from tasks.events import DRAIN_TASK, FOLLOWED_KEY
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
 from tests.conftest import TEST_REDIS_URL, make_settings
+from tests.waiting import poll as _wait
 from workers.queues import MATCHING, NOTIFICATIONS
 
-T = TypeVar("T")
 NYC = (40.7128, -74.0060)
-
-
-def _wait(probe: Callable[[], T], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def _broker() -> redis.Redis:

@@ -6,8 +6,7 @@ when an offer expires."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Celery
 from flask import Flask
@@ -16,18 +15,9 @@ from sqlalchemy import func, select
 from db.models import Notification, OrderAssignment, OrderMatch, OutboxMessage, User
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import auth_headers
+from tests.waiting import poll as _wait
 
-T = TypeVar("T")
 NYC = (40.7128, -74.0060)
-
-
-def _wait(probe: Callable[[], T], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def _api(app: Flask, method: str, path: str, user: User, body: Any = None) -> Any:

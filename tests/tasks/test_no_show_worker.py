@@ -6,11 +6,9 @@ the one who did not show up."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Celery
 from flask import Flask
@@ -27,18 +25,9 @@ from db.models import (
     User,
 )
 from tests.api.orders_helpers import call, order_body
+from tests.waiting import poll as _wait
 
-T = TypeVar("T")
 NYC = (40.7128, -74.0060)
-
-
-def _wait(probe: Callable[[], T], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def _api(app: Flask, method: str, path: str, user: User, body: Any = None) -> Any:
