@@ -44,12 +44,24 @@ def test_stops_in_dependency_order_bounded_and_leaves_no_process(tmp_path: Path)
     _start(supervisor, "beat", log, "0", grace_s=5)
     _start(supervisor, "api", log, "0", grace_s=5)
     _start(supervisor, "flower", log, "ignore", grace_s=0.5)  # never stops on its own
+    def children_trees() -> dict[int, str]:
+        # Only the supervised children and their groups: the test process may have other
+        # descendants (the suite's own servers), which must not count.
+        found = {}
+        for pid, start in process_tree(os.getpid()).items():
+            try:
+                group = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            if any(pid == proc.pid or group == proc.pid
+                   for proc in supervisor.children.values()):
+                found[pid] = start
+        return found
+
     deadline = time.monotonic() + 20
-    while len(process_tree(os.getpid())) < 10 and time.monotonic() < deadline:
+    while len(children_trees()) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)  # each child and its `sleep`
-    tree = {pid: start for pid, start in process_tree(os.getpid()).items()
-            if any(pid == proc.pid or os.getpgid(pid) == proc.pid
-                   for proc in supervisor.children.values())}
+    tree = children_trees()
     assert len(tree) == 10
     assert supervisor.dead() == []
 
