@@ -1,8 +1,10 @@
-"""The access matrix's world: seven callers around one accepted order, every private value of
-each person, and the walk that finds any of them in a response meant for somebody else.
+"""The access matrix's world: seven callers around a creator's orders (one accepted, one live,
+one pending), every private value of each person, and the walk that finds any of them in a
+response meant for somebody else.
 
-Built with the factories on the test's rolled-back session (``db_session``): every matrix case
-gets a fresh world, so a state-changing call never changes what the next case sees."""
+Built with the factories on any session: committed once for the reads, or on a test's
+rolled-back session for each call that changes state, so it never changes what the next
+call sees."""
 
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ class Secret:
 
 @dataclass
 class World:
-    users: dict[str, User]  # caller name -> account (no anonymous)
+    user_ids: dict[str, uuid.UUID]  # caller name -> account id (no anonymous)
+    emails: dict[str, str]  # caller name -> address
     tokens: dict[str, dict[str, str]]  # caller name -> {accessToken, refreshToken}
     order: uuid.UUID  # the creator's order, accepted, the provider assigned
     pending: uuid.UUID  # the creator's second order, still pending, the provider invited
@@ -71,7 +74,7 @@ class World:
         """What a path parameter can name, by world attribute."""
         found = {"order": self.order, "pending": self.pending, "active": self.active,
                  "application": self.application, "offer": self.offer, "match": self.match}
-        found |= {f"user:{name}": user.id for name, user in self.users.items()}
+        found |= {f"user:{name}": user_id for name, user_id in self.user_ids.items()}
         return {name: str(value) for name, value in found.items()}
 
 
@@ -133,8 +136,10 @@ def build_world(app: Flask, session: Session, redis_url: str) -> World:
         provider.id, ProviderLocation(PROVIDER_AT[0], PROVIDER_AT[1], 5.0,
                                       now - timedelta(seconds=5)))
     tokens = {name: token_pair(user, app) for name, user in users.items()}
-    return World(users=users, tokens=tokens, order=order.id, pending=pending.id,
-                 active=active.id, application=application.id, offer=offer.id, match=match.id,
+    return World(user_ids={name: user.id for name, user in users.items()},
+                 emails={name: user.email for name, user in users.items()}, tokens=tokens,
+                 order=order.id, pending=pending.id, active=active.id,
+                 application=application.id, offer=offer.id, match=match.id,
                  secrets=_secrets(users, tokens, tag, stream_key(settings.secret_key, stream.id),
                                   stream.playback_id))
 
