@@ -144,6 +144,19 @@ def build_world(app: Flask, session: Session, redis_url: str) -> World:
                                   stream.playback_id))
 
 
+def commit_world(app: Flask, redis_url: str) -> World:
+    """A world committed on ``app``'s database (for reads, and for other processes such as the
+    real-time server); ``tests.conftest.empty_tables(app)`` removes it."""
+    from tests import factories
+
+    with app.extensions["taplive"].db.transaction() as session:
+        factories.bind(session)
+        try:
+            return build_world(app, session, redis_url)
+        finally:
+            factories.bind(None)
+
+
 def _secrets(users: dict[str, User], tokens: dict[str, dict[str, str]], tag: str,
              key: str, playback: str) -> list[Secret]:
     """Every person's private values and who else may see each (docs/auth.md, "Privacy";

@@ -32,12 +32,18 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from tests import factories
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import STRONG_PASSWORD, register_body
 from tests.conftest import TEST_REDIS_URL, empty_tables
 from tests.factories import PASSWORD
-from tests.reliability.access_world import CALLERS, LETTERS, World, build_world, leaks
+from tests.reliability.access_world import (
+    CALLERS,
+    LETTERS,
+    World,
+    build_world,
+    commit_world,
+    leaks,
+)
 
 #: A path parameter of a url_map rule (``<uuid:order_id>``).
 PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
@@ -283,13 +289,7 @@ def committed_world(app: Flask) -> Iterator[World]:
     """One world, committed, for every read: the reads change nothing another case sees (the
     few that write, such as the export's audit record, run on the test's rolled-back
     connection like any request of ``client``)."""
-    database = app.extensions["taplive"].db
-    with database.transaction() as session:
-        factories.bind(session)
-        try:
-            world = build_world(app, session, TEST_REDIS_URL)
-        finally:
-            factories.bind(None)
+    world = commit_world(app, TEST_REDIS_URL)
     yield world
     empty_tables(app)
 
