@@ -32,6 +32,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
+from domain.presence import coarsen
 from tests.api.orders_helpers import order_body
 from tests.auth_helpers import STRONG_PASSWORD, register_body
 from tests.conftest import TEST_REDIS_URL, empty_tables
@@ -39,6 +40,7 @@ from tests.factories import PASSWORD
 from tests.reliability.access_world import (
     CALLERS,
     LETTERS,
+    PROVIDER_AT,
     World,
     build_world,
     commit_world,
@@ -321,3 +323,35 @@ def _check(client: FlaskClient, world: World, row: Row, caller: str) -> None:
     payload = content if content is not None else response.get_data(as_text=True)
     assert response.status_code == row.statuses[caller], payload
     assert leaks(payload, caller, world.secrets) == [], payload
+
+
+def test_stream_credentials_reach_their_holder_only(client: FlaskClient,
+                                                    committed_world: World) -> None:
+    """The stream's secrets, beyond the status: the key to publish goes to the assigned
+    provider alone, the playlist to the creator alone; an admin gets the facts only."""
+    path = f"{V1}/orders/{committed_world.order}/stream"
+    seen = {}
+    for caller in ("creator", "provider", "admin"):
+        token = committed_world.tokens[caller]["accessToken"]
+        stream = client.get(path, headers={"Authorization": f"Bearer {token}"}).json["data"]
+        seen[caller] = {name for name in ("ingestUrl", "streamKey", "playbackUrl")
+                        if name in stream["stream"]}
+    assert seen == {"creator": {"playbackUrl"}, "provider": {"ingestUrl", "streamKey"},
+                    "admin": set()}
+
+
+def test_the_leak_walk_finds_what_it_looks_for(committed_world: World) -> None:
+    """The walk is not vacuous: an exact position deep in a body (as a number or inside a
+    string) is found, its 500 m coarsening is not, and the owner may see their own."""
+    secrets = committed_world.secrets
+    lat, lon = PROVIDER_AT
+    assert leaks({"items": [{"location": {"latitude": lat}}]}, "other_creator", secrets) == [
+        "provider's exact position"]
+    assert leaks([f"geo:{lat:.6f},{lon:.6f}"], "admin", secrets) == ["provider's exact position"]
+    assert leaks({"location": dict(zip(("latitude", "longitude"),
+                                       coarsen(lat, lon, 500), strict=True))},
+                 "admin", secrets) == []
+    assert leaks({"latitude": lat}, "provider", secrets) == []
+    email = committed_world.emails["creator"]
+    assert leaks({"user": {"email": email}}, "provider", secrets) == ["creator's email"]
+    assert leaks({"user": {"email": email}}, "admin", secrets) == []
