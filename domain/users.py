@@ -314,8 +314,12 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "permissions": sorted_permissions(user.role),
         "orders": [_row(o) for o in queries.orders_of(session, uid)],
         "applications": [_row(a) for a in queries.applications_of(session, uid)],
-        "payments": [_row(p) for p in queries.payments_of(session, uid)],
-        "paymentEscrows": [_row(e) for e in personal_data.escrows_of(session, uid)],
+        # The other side's processor references are theirs, not the user's (domain.privacy).
+        "payments": [_row(p, exclude=privacy.counterparty_references(
+            "payment_transactions", p.payer_id, uid)) for p in queries.payments_of(session, uid)],
+        "paymentEscrows": [_row(e, exclude=privacy.counterparty_references(
+            "payment_escrows", e.payer_id, uid))
+            for e in personal_data.escrows_of(session, uid)],
         "paymentCustomers": [_row(c) for c in personal_data.payment_customers_of(session, uid)],
         "paymentMethods": [_row(m) for m in personal_data.payment_methods_of(session, uid)],
         "payoutAccounts": [_row(a) for a in personal_data.payout_accounts_of(session, uid)],
