@@ -250,37 +250,42 @@ def tolerance_m(limit_m: Array) -> Array:
     return TOLERANCE_ABS_M + TOLERANCE_REL * limit_m
 
 
+Answers = dict[tuple[str, str], list[Array]]  # (store, "nearest" | "within") -> per query
+
+
 def compare(
     ref: BruteForce,
     queries: list[tuple[float, float]],
-    answers: list[Array],
+    answers: Answers,
     radius_m: float,
-    k: int | None,
-) -> Disagreement:
-    """Count answers that differ from brute force (as sets; order is checked by the tests).
+    k: int,
+) -> dict[tuple[str, str], Disagreement]:
+    """Count answers that differ from brute force, as sets (order is checked by the tests).
 
-    A difference is "within tolerance" when every provider in the symmetric difference lies
-    within :func:`tolerance_m` of its own limit (``min(radius, max travel)``) or, for k-nearest,
-    of the k-th reference distance: a boundary call that another sphere or a quantised
-    position may make either way.
+    One brute-force scan per query serves every store and both kinds.  A difference is
+    "within tolerance" when every provider in the symmetric difference lies within
+    :func:`tolerance_m` of its own limit (``min(radius, max travel)``) or, for k-nearest, of
+    the k-th reference distance: a boundary call that another sphere or a quantised position
+    may make either way.
     """
-    exact = beyond = 0
-    for (lat, lon), got in zip(queries, answers, strict=True):
+    exact = dict.fromkeys(answers, 0)
+    beyond = dict.fromkeys(answers, 0)
+    for qi, (lat, lon) in enumerate(queries):
         d = ref.distances(lat, lon)
-        want = ref.eligible(d, radius_m)
-        if k is not None:
-            want = want[:k]
-        diff = np.setxor1d(np.asarray(got, dtype=np.int64), want)
-        if diff.shape[0] == 0:
-            continue
-        exact += 1
-        limit = np.minimum(radius_m, ref.travel[diff])
-        edge = np.abs(d[diff] - limit) <= tolerance_m(limit)
-        if k is not None and want.shape[0] == k:
-            kth = d[want[-1]]
-            edge |= np.abs(d[diff] - kth) <= tolerance_m(np.asarray(kth))
-        beyond += int(not edge.all())
-    return Disagreement(exact, beyond)
+        within = ref.eligible(d, radius_m)
+        for key, per_query in answers.items():
+            want = within[:k] if key[1] == "nearest" else within
+            diff = np.setxor1d(np.asarray(per_query[qi], dtype=np.int64), want)
+            if diff.shape[0] == 0:
+                continue
+            exact[key] += 1
+            limit = np.minimum(radius_m, ref.travel[diff])
+            edge = np.abs(d[diff] - limit) <= tolerance_m(limit)
+            if key[1] == "nearest" and want.shape[0] == k:
+                kth = d[want[-1]]
+                edge |= np.abs(d[diff] - kth) <= tolerance_m(np.asarray(kth))
+            beyond[key] += int(not edge.all())
+    return {key: Disagreement(exact[key], beyond[key]) for key in answers}
 
 
 def run_queries(

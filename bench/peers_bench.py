@@ -40,7 +40,6 @@ from bench.matching_bench import TRAVEL_CHOICES_M, latencies, rss_bytes, synthet
 from bench.peers import (
     Array,
     BruteForce,
-    Disagreement,
     Engine,
     PostGIS,
     Providers,
@@ -155,13 +154,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ref = BruteForce(providers)
     qs = [(float(a), float(b)) for a, b in queries]
     t0 = time.perf_counter()
-    for name, by_kind in answers.items():
-        for kind in KINDS:
-            d: Disagreement = compare(
-                ref, qs, by_kind[kind], args.radius, args.k if kind == "nearest" else None
-            )
-            report["stores"][name][f"{kind}_differ"] = d.exact
-            report["stores"][name][f"{kind}_differ_beyond_tolerance"] = d.beyond_tolerance
+    flat = {(name, kind): by_kind[kind] for name, by_kind in answers.items() for kind in KINDS}
+    for (name, kind), d in compare(ref, qs, flat, args.radius, args.k).items():
+        report["stores"][name][f"{kind}_differ"] = d.exact
+        report["stores"][name][f"{kind}_differ_beyond_tolerance"] = d.beyond_tolerance
     report["compare_s"] = time.perf_counter() - t0
     report["load_average_end"] = os.getloadavg()
     return report
