@@ -98,8 +98,8 @@ class Engine:
 
     name = "engine"
 
-    def __init__(self, p: Providers) -> None:
-        self.index = ProviderIndex(p.ids, p.lat, p.lon, p.max_travel_m)
+    def __init__(self, p: Providers, cls: type[ProviderIndex] = ProviderIndex) -> None:
+        self.index = cls(p.ids, p.lat, p.lon, p.max_travel_m)
 
     def nearest(self, lat: float, lon: float, k: int, radius_m: float) -> Array:
         return self.index.nearest(lat, lon, k, radius_m).ids

@@ -20,10 +20,12 @@ before/after of the engine alone).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -47,6 +49,7 @@ from bench.peers import (
     compare,
 )
 from core.embedded_redis import start_redis_server
+from matching import ProviderIndex
 
 ADMIN_URL = os.environ.get("PEERS_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 KINDS = ("nearest", "within")
@@ -75,6 +78,21 @@ def throwaway_database() -> Iterator[psycopg.Connection[Any]]:
                 yield conn
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def index_at(rev: str) -> type[ProviderIndex]:
+    """``ProviderIndex`` as it was at git revision ``rev`` (the before side of a same-run
+    before/after): its source is loaded as a sibling module of today's package."""
+    src = subprocess.run(
+        ["git", "show", f"{rev}:matching/index.py"], check=True, capture_output=True, text=True
+    ).stdout
+    spec = importlib.util.spec_from_loader("matching._index_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "matching"
+    exec(compile(src, f"{rev}:matching/index.py", "exec"), module.__dict__)
+    cls: type[ProviderIndex] = module.ProviderIndex
+    return cls
 
 
 def timed_build(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -139,6 +157,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine, t = timed_build(lambda: Engine(providers))
         record("engine", t, rss_bytes() - rss0, "RSS delta", engine)
         del engine
+    if args.before:
+        old_cls = index_at(args.before)
+        rss0 = rss_bytes()
+        old, t = timed_build(lambda: Engine(providers, old_cls))
+        record(f"engine at {args.before}", t, rss_bytes() - rss0, "RSS delta", old)
+        del old
     if "redis" in stores:
         with private_redis() as client:
             geo = RedisGeo(client)
@@ -185,10 +209,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"{s.get('within_differ', '-')} ({s.get('nearest_differ_beyond_tolerance', '-')} / "
             f"{s.get('within_differ_beyond_tolerance', '-')}) |"
         )
-    if "engine" in st and len(st) > 1:
+    if "engine" in st and any(not n.startswith("engine") for n in st):
         lines.append("")
         for kind in KINDS:
-            peers = {n: s[f"{kind}_p50_ms"] for n, s in st.items() if n != "engine"}
+            peers = {n: s[f"{kind}_p50_ms"] for n, s in st.items() if not n.startswith("engine")}
             best = min(peers, key=lambda n: peers[n])
             lines.append(
                 f"- {kind}: engine p50 is {peers[best] / st['engine'][f'{kind}_p50_ms']:.1f}x "
@@ -230,6 +254,8 @@ def main() -> None:
     ap.add_argument("--stores", default="engine,redis,postgis")
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--out", type=Path, default=Path("var/peers"))
+    ap.add_argument("--before", metavar="REV", default="",
+                    help="also measure the engine's index as of this git revision")
     args = ap.parse_args()
     t0 = time.perf_counter()
     report = run(args)
