@@ -186,6 +186,8 @@ ROWS: tuple[Row, ...] = (
         body={"title": "Harbour at dusk"}, ids=PENDING),
     Row("DELETE", ORDER, "401 200 404 403 403 403 403", "A", ids=PENDING),
     Row("GET", f"{ORDER}/applications", "401 200 404 200 404 404 200", "APM"),
+    # A pending order: any provider may list, and sees their own application only.
+    Row("GET", f"{ORDER}/applications", "401 200 404 200 200 200 200", "APQUM", ids=PENDING),
     Row("POST", f"{ORDER}/applications", "401 403 403 201 409 403 403", "PQ", body={}, ids=PENDING),
     Row("POST", f"{ORDER}/applications/<uuid:application_id>/withdraw",
         "401 403 403 409 404 404 403", "P"),
