@@ -46,6 +46,10 @@ LETTERS = dict(zip("nABPQUM", CALLERS, strict=True))
 ORDER_AT = (51.507351, -0.127758)
 PROVIDER_AT = (51.509123, -0.131987)
 
+#: Words only their writer and their readers may see (marked, so a scan cannot match by chance).
+APPLICATION_TEXT = {"provider": "On my way qz1", "other_provider": "I can do it qz2"}
+CHAT_TEXT = "Meet me at the pier qz3"
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -99,10 +103,11 @@ def build_world(app: Flask, session: Session, redis_url: str) -> World:
                           accepted_at=now, started_at=now, agreed_amount_minor=2500,
                           latitude=ORDER_AT[0] - 0.01, longitude=ORDER_AT[1] - 0.01)
     application = OrderApplication(order_id=order.id, provider_id=provider.id,
-                                   application_message="On my way",
+                                   application_message=APPLICATION_TEXT["provider"],
                                    status=ApplicationStatus.ACCEPTED)
     offer = OrderApplication(order_id=pending.id, provider_id=users["other_provider"].id,
-                             application_message="I can do it", status=ApplicationStatus.PENDING)
+                             application_message=APPLICATION_TEXT["other_provider"],
+                             status=ApplicationStatus.PENDING)
     match = OrderMatch(order_id=pending.id, provider_id=provider.id, source="order_created",
                        status="invited", rank=1, score=0.9, distance_m=812.3,
                        breakdown={"distance": 0.8})
@@ -110,7 +115,7 @@ def build_world(app: Flask, session: Session, redis_url: str) -> World:
                            playback_id=uuid.uuid4().hex, status="ready")
     session.add_all([application, offer, match, stream,
                      OrderMessage(order_id=order.id, sender_id=creator.id,
-                                  body="Meet me at the pier", created_at=now),
+                                  body=CHAT_TEXT, created_at=now),
                      Notification(recipient_id=provider.id, order_id=order.id, kind="order",
                                   event="order:accepted", event_id=f"a-{order.id}",
                                   payload={"orderId": str(order.id)})])
@@ -183,6 +188,13 @@ def _secrets(users: dict[str, User], tokens: dict[str, dict[str, str]], tag: str
         Secret("provider", "stream key", key),
         # Exact only to the provider and the creator of the order they are assigned to.
         Secret("provider", "exact position", PROVIDER_AT, frozenset({"creator"})),
+        # What an applicant wrote goes to the order's creator (and admins), and the chat to
+        # the other party (and admins).
+        Secret("provider", "application message", APPLICATION_TEXT["provider"],
+               frozenset({"creator", "admin"})),
+        Secret("other_provider", "application message", APPLICATION_TEXT["other_provider"],
+               frozenset({"creator", "admin"})),
+        Secret("creator", "chat message", CHAT_TEXT, frozenset({"provider", "admin"})),
         # The order's place: its participants and admins (it is no longer pending).
         Secret("creator", "order's exact place", ORDER_AT, frozenset({"provider", "admin"})),
     ]

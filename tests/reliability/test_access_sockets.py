@@ -19,6 +19,8 @@ from tests.conftest import TEST_REDIS_URL, empty_tables
 from tests.realtime.conftest import Recorder, start_server, stop_server
 from tests.reliability.access_world import CALLERS, World, commit_world, leaks
 
+pytestmark = pytest.mark.slow  # starts the real-time server
+
 #: order -> what each signed-in caller's join gets: the room's kind, or the refusal's code.
 JOINS = {
     "order": dict(creator="order", other_creator="FORBIDDEN", provider="order",
