@@ -1,11 +1,13 @@
 """Hostile input from the published OpenAPI document itself (issue 14): schemathesis generates
 requests for every operation the document declares, in process against the WSGI app, with a real
 user's token and with none, and every answer must be no 5xx, a status the operation declares, and
-a body its schema allows (checked strictly by schemathesis's own ``response_schema_conformance``).
+a body its schema allows (checked strictly by schemathesis's own ``response_schema_conformance``),
+and no schema-valid request refused with a 400 (``positive_data_acceptance``: the document states
+every limit it can; the few it cannot are named below with their reasons).
 
 Bounded: ``EXAMPLES`` generated cases per operation and token (no shrinking), so the run stays
-well under a minute. Every failure of every operation is collected before the test fails, each
-with a curl command to replay it."""
+about a minute on a quiet machine. Every failure of every operation is collected before the
+test fails, each with a curl command to replay it."""
 
 from __future__ import annotations
 
