@@ -227,7 +227,7 @@ def _reduce(
         idx = np.flatnonzero(alive)
         # Each round removes far less than the one before (100k x 1M: 26 %, 6 %, 0.7 %,
         # 0.1 % of the edges); stopping early is safe, every round is optional.
-        if idx.shape[0] > 0.99 * before:
+        if idx.shape[0] == 0 or idx.shape[0] > 0.99 * before:
             return match, perm[idx]
         before = idx.shape[0]
         ra, ca = rs[idx], cs[idx]
