@@ -10,20 +10,34 @@ from marshmallow import fields, validate
 
 from api.smorest import Schema
 from domain.currencies import EXPONENTS
-from domain.money import MAX_MINOR_UNITS, MoneyError, format_minor, normalize_currency, to_minor
+from domain.money import (
+    MAX_MINOR_UNITS,
+    ZERO_ENDING_CURRENCIES,
+    MoneyError,
+    format_minor,
+    normalize_currency,
+    to_minor,
+)
 
 
-def amount_schema(exponent: int) -> dict[str, Any]:
+def amount_schema(exponent: int, zero_ending: bool = False) -> dict[str, Any]:
     """The amounts ``to_minor`` takes in a currency of ``exponent`` decimals, as JSON Schema:
     a positive decimal string of at most that many decimals or a positive whole number, below
-    ``MAX_MINOR_UNITS`` minor units (written once, in ``domain.money``)."""
+    ``MAX_MINOR_UNITS`` minor units (written once, in ``domain.money``). ``zero_ending``: the
+    currency is charged in steps of 10 minor units (``ZERO_ENDING_CURRENCIES``, three decimals),
+    so a third decimal, when written, is 0 (``check_chargeable``)."""
     whole_digits = len(str(MAX_MINOR_UNITS)) - 1 - exponent  # below 10**(12 - exponent)
     whole = f"[1-9][0-9]{{0,{whole_digits - 1}}}"
+    # The significant decimals; a zero-ending currency's last one may only be written as 0.
+    significant = exponent - 1 if zero_ending else exponent
+    last = "0?" if zero_ending else ""
     if exponent:
         # A fraction of the unit that is not zero: "0.5", "0.05", not "0.00".
-        fraction = "|".join(f"0{{{k}}}[1-9][0-9]{{0,{exponent - 1 - k}}}"
-                            for k in range(exponent))
-        text = f"^(?:{whole}(?:\\.[0-9]{{1,{exponent}}})?|0\\.(?:{fraction}))$"
+        fraction = "|".join(f"0{{{k}}}[1-9][0-9]{{0,{significant - 1 - k}}}{last}"
+                            for k in range(significant))
+        decimals = (f"[0-9]{{1,{significant}}}{last}" if not zero_ending
+                    else f"[0-9]{{1,{significant - 1}}}|[0-9]{{{significant}}}{last}")
+        text = f"^(?:{whole}(?:\\.(?:{decimals}))?|0\\.(?:{fraction}))$"
     else:
         text = f"^{whole}$"
     return {"anyOf": [{"type": "string", "pattern": text},
@@ -31,23 +45,27 @@ def amount_schema(exponent: int) -> dict[str, Any]:
                        "maximum": 10 ** whole_digits - 1}]}
 
 
-#: Currencies by their number of decimals (USD 2, JPY 0, KWD 3, CLF 4).
-CURRENCIES_BY_EXPONENT: dict[int, list[str]] = {}
+#: How a currency's amounts are written: (decimals, charged in steps of 10 minor units).
+AmountRule = tuple[int, bool]
+
+#: Currencies by their amount rule (USD (2, False), JPY (0, False), KWD (3, True), CLF (4, False)).
+CURRENCIES_BY_RULE: dict[AmountRule, list[str]] = {}
 for _code, _exponent in sorted(EXPONENTS.items()):
-    CURRENCIES_BY_EXPONENT.setdefault(_exponent, []).append(_code)
+    CURRENCIES_BY_RULE.setdefault((_exponent, _code in ZERO_ENDING_CURRENCIES), []).append(_code)
 
 
 def amount_with_currency(amount: str, currency: str, default: str | None) -> dict[str, Any]:
     """An object-level ``anyOf``: ``amount``'s decimals are those of ``currency`` (one branch
-    per number of decimals). Without a currency the amount is in ``default`` (the order's
-    currency when None: then only whole units are sure to fit)."""
+    per amount rule). Without a currency the amount is in ``default`` (the order's currency
+    when None: then only whole units are sure to fit)."""
     branches = []
-    absent = EXPONENTS[default] if default else 0
-    for exponent, codes in sorted(CURRENCIES_BY_EXPONENT.items()):
+    absent = ((EXPONENTS[default], default in ZERO_ENDING_CURRENCIES) if default
+              else (0, False))
+    for rule, codes in sorted(CURRENCIES_BY_RULE.items()):
         branches.append({"required": [currency, amount], "properties": {
-            currency: {"type": "string", "enum": codes}, amount: amount_schema(exponent)}})
+            currency: {"type": "string", "enum": codes}, amount: amount_schema(*rule)}})
     branches.append({"not": {"required": [currency]},
-                     "properties": {amount: amount_schema(absent)}})
+                     "properties": {amount: amount_schema(*absent)}})
     return {"anyOf": branches}
 
 
@@ -60,8 +78,8 @@ class Amount(fields.Field):
     it with a currency narrows that with ``amount_with_currency``."""
 
     def __init__(self, **kwargs: Any) -> None:
-        every = [branch for exponent in CURRENCIES_BY_EXPONENT
-                 for branch in amount_schema(exponent)["anyOf"]]
+        every = [branch for rule in CURRENCIES_BY_RULE
+                 for branch in amount_schema(*rule)["anyOf"]]
         kwargs.setdefault("metadata", {})["anyOf"] = every
         kwargs["metadata"].setdefault(
             "description", "Decimals up to the currency's minor unit (USD 2, JPY 0).")

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.fields import CURRENCIES_BY_EXPONENT, amount_schema
+from api.fields import CURRENCIES_BY_RULE, AmountRule, amount_schema
 from api.smorest import NON_BLANK_TEXT_PATTERN, TEXT_PATTERN
 from db.models import User
-from domain.money import to_minor
+from domain.money import check_chargeable, to_minor
 from domain.users import USERNAME_PATTERN
 from tests.auth_helpers import STRONG_PASSWORD
 
@@ -62,28 +62,30 @@ def test_a_blank_text_is_not_non_blank() -> None:
     assert re.search(NON_BLANK_TEXT_PATTERN, " ok\n") is not None
 
 
-@pytest.mark.parametrize("exponent", sorted(CURRENCIES_BY_EXPONENT))
-def test_every_declared_amount_is_accepted_in_its_currencies(exponent: int) -> None:
-    """The amount a schema-following client sends for a currency of ``exponent`` decimals is
-    one ``to_minor`` takes (positive_data_acceptance's promise, at the unit level)."""
-    declared = amount_schema(exponent)["anyOf"]
+@pytest.mark.parametrize("rule", sorted(CURRENCIES_BY_RULE))
+def test_every_declared_amount_is_accepted_in_its_currencies(rule: AmountRule) -> None:
+    """The amount a schema-following client sends for a currency of the rule's decimals is one
+    ``to_minor`` takes and the processor can charge (positive_data_acceptance's promise, at
+    the unit level)."""
+    declared = amount_schema(*rule)["anyOf"]
     text, number = declared[0]["pattern"], declared[1]
-    currency = CURRENCIES_BY_EXPONENT[exponent][0]
+    currency = CURRENCIES_BY_RULE[rule][0]
 
     @settings(max_examples=200, deadline=None, database=None)
     @given(amount=st.from_regex(text, fullmatch=True)
            | st.integers(number["minimum"], number["maximum"]))
     def accepted(amount: str | int) -> None:
-        assert to_minor(amount, currency) > 0
+        assert check_chargeable(to_minor(amount, currency), currency) > 0
 
     accepted()
 
 
 @pytest.mark.parametrize(("amount", "currency"), [("0", "USD"), ("0.00", "USD"), ("1.5", "JPY"),
-                                                  ("1.234", "USD"), ("10000000000", "USD")])
+                                                  ("1.234", "USD"), ("10000000000", "USD"),
+                                                  ("0.004", "JOD"), ("1.555", "KWD")])
 def test_amounts_the_api_refuses_are_outside_the_declaration(amount: str, currency: str) -> None:
-    exponent = next(e for e, codes in CURRENCIES_BY_EXPONENT.items() if currency in codes)
-    assert re.search(amount_schema(exponent)["anyOf"][0]["pattern"], amount) is None
+    rule = next(r for r, codes in CURRENCIES_BY_RULE.items() if currency in codes)
+    assert re.search(amount_schema(*rule)["anyOf"][0]["pattern"], amount) is None
 
 
 def test_an_enum_narrowed_by_one_of_declares_only_the_accepted_values(app: Flask) -> None:

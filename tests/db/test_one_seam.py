@@ -4,6 +4,7 @@ it asks which database it runs on."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,9 +16,11 @@ ASKS_THE_DIALECT = re.compile(r"dialect\.name|\.dialect\s*[=!]=|\bdialect\s*[=!]
 
 
 def _production_sources() -> list[Path]:
-    skip = {".venv", "tests", ".git", "node_modules"}
-    return [path for path in ROOT.rglob("*.py")
-            if not skip.intersection(path.relative_to(ROOT).parts)]
+    # The files git tracks: installed packages (.venv, .venv-tools) and scratch files are not
+    # the project's code.
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split()
+    return [ROOT / name for name in listed if not name.startswith("tests/")]
 
 
 def test_no_code_outside_db_asks_which_database_it_runs_on() -> None:
