@@ -86,7 +86,7 @@ def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
                 session, list(orders.values()), now)))
             follow_ups_done_here(session, ORDER_MATCHED)
     push_after_commit(svc, pending)
-    log.info("matching pass", extra={"order_id": str(oid), "orders": len(done.results),
+    log.info("order matched", extra={"order_id": str(oid), "orders": len(done.results),
                                      "invited": done.invited, "index_version": index.version})
     return done.invited if done.own_claimed else None
 

@@ -76,9 +76,14 @@ def find_pending_orders(session: Session, region: tuple[float, float, float] | N
 
 def claim_order(session: Session, order_id: uuid.UUID, *, wait: bool) -> Order | None:
     """Lock one order row for a matching pass. ``wait=False`` skips it (None) while another
-    transaction holds it: that pass is matching it, or it is being changed right now."""
+    transaction holds it: that pass is matching it, or it is being changed right now.
+
+    ``FOR NO KEY UPDATE``: as exclusive as ``FOR UPDATE`` against other passes and the order
+    commands, but not held up by transactions that only insert rows referencing the order
+    (the outbox relay's notifications take ``FOR KEY SHARE`` through the foreign key)."""
     stmt = (select(Order).where(Order.id == order_id)
-            .with_for_update(skip_locked=not wait).execution_options(populate_existing=True))
+            .with_for_update(skip_locked=not wait, key_share=True)
+            .execution_options(populate_existing=True))
     return session.scalars(stmt).one_or_none()
 
 
@@ -97,7 +102,7 @@ def claim_due_orders(session: Session, since: datetime, limit: int,
     if exclude is not None:
         stmt = stmt.where(Order.id != exclude)
     stmt = (stmt.order_by(Order.created_at, Order.id).limit(limit)
-            .with_for_update(skip_locked=True, of=Order)
+            .with_for_update(skip_locked=True, of=Order, key_share=True)
             .execution_options(populate_existing=True))
     return list(session.scalars(stmt))
 
