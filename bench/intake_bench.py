@@ -299,11 +299,12 @@ def _start(code: Path, env: dict[str, str], port: int) -> tuple[subprocess.Popen
          "--workers", "4", "--log-level", "warning", "--backlog", "2048"],
         cwd=code, env=env, start_new_session=True)
     level = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
-    worker = subprocess.Popen(
+    worker = subprocess.Popen(  # BENCH_WORKER_LOGLEVEL=INFO shows each pass (orders, pass_ms)
         [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
          "--concurrency", "2", "--queues", ",".join((*QUEUES, "payments", "maintenance")),
          "--loglevel", level, "--without-mingle", "--without-gossip"],
-        cwd=code, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+        cwd=code, env=env | {"LOG_LEVEL": level}, start_new_session=True,
+        stdout=subprocess.DEVNULL)
     return server, worker
 
 

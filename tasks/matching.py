@@ -9,6 +9,7 @@ retried with exponential backoff and jitter.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +104,7 @@ def _mark_attempted(svc: Any, order_ids: list[uuid.UUID]) -> None:
 def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
     """One matching pass in one transaction, its invitations' notifications in the same
     commit and pushed right after it. None if the own order was held by another pass."""
+    started = time.perf_counter()
     index = svc.provider_index.get()
     pending = PendingPush()
     with svc.db.transaction() as session:
@@ -119,8 +121,10 @@ def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
             follow_ups_done_here(session, ORDER_MATCHED)
     _mark_attempted(svc, [r.order_id for r in done.results])
     push_after_commit(svc, pending)
-    log.info("order matched", extra={"order_id": str(oid), "orders": len(done.results),
-                                     "invited": done.invited, "index_version": index.version})
+    log.info("order matched", extra={
+        "order_id": str(oid), "orders": len(done.results), "invited": done.invited,
+        "index_version": index.version,
+        "pass_ms": round((time.perf_counter() - started) * 1000, 1)})
     return done.invited if done.own_claimed else None
 
 
