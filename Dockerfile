@@ -31,13 +31,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 
-# Dependencies first, in their own layer: read straight from pyproject.toml (no second list to
-# keep in step), so a code change does not re-download numpy and scipy. Every dependency ships
-# manylinux wheels for CPython 3.11, so no compiler is needed here.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt
+# Dependencies first, in their own layer, exactly as requirements.lock pins them, every file
+# checked against its hash (scripts/lock.sh writes the lock from pyproject.toml), so a code
+# change does not re-download numpy and scipy and the image holds what `make run` and the tests
+# ran. Every dependency ships manylinux wheels for CPython 3.11, so no compiler is needed here.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 # Then the project itself, as a regular (non-editable) install: the runtime stage gets no source
 # tree, only the installed packages (migrations ride along as package data).

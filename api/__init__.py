@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from api.auth import init_auth
+from api.declared_limits import DeclaredLimits, declare_base_rules, json_value_component
 from api.errors import register_error_handlers
 from api.json_provider import OrjsonProvider
 from api.metrics import register_metrics
@@ -86,7 +87,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.extensions["taplive"] = services
 
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [DeclaredLimits()]})
+    # What the base schema refuses everywhere, stated everywhere (api/declared_limits.py).
+    api.ma_plugin.converter.add_attribute_function(declare_base_rules)
+    api.spec.components.schema("JsonValue", json_value_component())
     for blueprint, prefix in _blueprints():
         api.register_blueprint(blueprint, url_prefix=prefix)
     from api.blueprints.streams import callbacks

@@ -34,6 +34,9 @@ def _start() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    # Every answer is data of the type it declares (JSON): no browser may guess HTML from an
+    # echoed string.
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
     # Never log query strings: they can carry precise locations.
     log.info(

@@ -40,10 +40,15 @@ class Serialized(dict[str, Any]):
 #: Control characters no text field accepts: NUL (PostgreSQL refuses it in text, a 500 before
 #: this check) and the other C0 controls and DEL, which no form or human types (terminal
 #: escapes, log forging). Tab, newline and carriage return stay allowed.
-_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_FORBIDDEN_CHARACTERS = re.compile(f"[{_CONTROLS}]")
+#: The same rule as the OpenAPI document states it on every string (api/declared_limits.py).
+TEXT_PATTERN = f"^[^{_CONTROLS}]*$"
+#: Text that must say something (stripped, it is not empty): one character not a space.
+NON_BLANK_TEXT_PATTERN = f"^[^{_CONTROLS}]*[^{_CONTROLS}\\s][^{_CONTROLS}]*$"
 #: Beyond any column of ours (BIGINT) and any amount or coordinate: refused before a field or
 #: the database sees it.
-_LARGEST_INTEGER = 2**63 - 1
+LARGEST_INTEGER = 2**63 - 1
 
 
 def _hostile(value: Any) -> str | None:
@@ -54,7 +59,7 @@ def _hostile(value: Any) -> str | None:
     elif isinstance(value, bool):
         return None
     elif isinstance(value, int):
-        if abs(value) > _LARGEST_INTEGER:
+        if abs(value) > LARGEST_INTEGER:
             return "Number out of range."
     elif isinstance(value, float) and not math.isfinite(value):
         return "Number out of range."

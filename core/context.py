@@ -16,6 +16,8 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 def accept_or_generate_request_id(candidate: str | None) -> str:
     """Keep a well-formed incoming X-Request-ID, otherwise mint a fresh one."""
-    if candidate and _SAFE_REQUEST_ID.match(candidate):
+    # fullmatch: with match, "$" also accepts a final newline, and the echoed header then
+    # fails the response (500).
+    if candidate and _SAFE_REQUEST_ID.fullmatch(candidate):
         return candidate
     return uuid.uuid4().hex

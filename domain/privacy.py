@@ -17,6 +17,23 @@ from sqlalchemy.orm import Session
 from db.queries import personal_data
 from domain.projections import order_view
 
+#: A payment's processor references belong to one side each: the payer's customer, card and
+#: charge (intent), the payee's transfer and payout. Each side's export shows its own side's and
+#: not the other's (found by tests/reliability/test_access_matrix.py: a provider's export
+#: carried the creator's Stripe customer and card ids).
+PAYER_REFERENCES = {"payment_escrows": frozenset({"customer_ref", "payment_method_ref",
+                                                  "intent_ref"}),
+                    "payment_transactions": frozenset({"stripe_payment_intent_id"})}
+PAYEE_REFERENCES = {"payment_escrows": frozenset({"transfer_ref", "payout_ref"}),
+                    "payment_transactions": frozenset[str]()}
+
+
+def counterparty_references(table: str, payer_id: uuid.UUID | None,
+                            user_id: uuid.UUID) -> frozenset[str]:
+    """The columns of a ``table`` row (a payment or its escrow) that hold the OTHER side's
+    processor references, for ``user_id``'s export."""
+    return PAYEE_REFERENCES[table] if payer_id == user_id else PAYER_REFERENCES[table]
+
 
 class Rule(StrEnum):
     #: The person's alone and needed by no one else: exported, then deleted.

@@ -45,9 +45,11 @@ from domain.permissions import PROVIDER_ROLES, sorted_permissions
 
 #: Roles anyone may pick at registration; admins are only made by an operator (CLI).
 SELF_SERVICE_ROLES = frozenset({UserRole.CREATOR, UserRole.PROVIDER, UserRole.BOTH})
-USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,49}$")
-# Erased accounts are renamed "deleted-<id>"; nobody may register a look-alike.
+# Erased accounts are renamed "deleted-<id>"; nobody may register a look-alike (any case).
 ERASED_PREFIX = "deleted-"
+_NOT_ERASED = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in ERASED_PREFIX)
+#: The API's schema declares and checks this same pattern (api/blueprints/user_schemas.py).
+USERNAME_PATTERN = re.compile(f"^(?!{_NOT_ERASED})[A-Za-z0-9][A-Za-z0-9_.-]{{2,49}}$")
 PROFILE_MAX_BYTES = 16_384
 INVALID_CREDENTIALS = "The email or password is incorrect."
 #: Escrows in these states still move money, so erasure waits for them (settling needs the
@@ -70,7 +72,8 @@ def normalise_email(email: str) -> str:
 
 
 def check_username(username: str) -> None:
-    if not USERNAME_PATTERN.match(username) or username.lower().startswith(ERASED_PREFIX):
+    # fullmatch: "$" alone would let a trailing newline through.
+    if not USERNAME_PATTERN.fullmatch(username):
         raise ValidationFailed("The username is not valid.", details={"username": [
             "3-50 letters, digits, '.', '_' or '-', starting with a letter or digit."
         ]})
@@ -314,8 +317,12 @@ def export_data(session: Session, user: User) -> dict[str, Any]:
         "permissions": sorted_permissions(user.role),
         "orders": [_row(o) for o in queries.orders_of(session, uid)],
         "applications": [_row(a) for a in queries.applications_of(session, uid)],
-        "payments": [_row(p) for p in queries.payments_of(session, uid)],
-        "paymentEscrows": [_row(e) for e in personal_data.escrows_of(session, uid)],
+        # The other side's processor references are theirs, not the user's (domain.privacy).
+        "payments": [_row(p, exclude=privacy.counterparty_references(
+            "payment_transactions", p.payer_id, uid)) for p in queries.payments_of(session, uid)],
+        "paymentEscrows": [_row(e, exclude=privacy.counterparty_references(
+            "payment_escrows", e.payer_id, uid))
+            for e in personal_data.escrows_of(session, uid)],
         "paymentCustomers": [_row(c) for c in personal_data.payment_customers_of(session, uid)],
         "paymentMethods": [_row(m) for m in personal_data.payment_methods_of(session, uid)],
         "payoutAccounts": [_row(a) for a in personal_data.payout_accounts_of(session, uid)],

@@ -5,6 +5,8 @@ SQLite file database + the real redis-server binary that ships inside the ``redi
 Socket.IO server (uvicorn), a Celery worker on every queue, Celery beat, the streaming server
 (nginx-rtmp, when nginx and its RTMP module are installed) and, if its port is free, Flower;
 stops them all on Ctrl-C (or SIGTERM/SIGHUP), in dependency order (workers/supervisor.py).
+A child that dies while running is relaunched with backoff; only the embedded Redis dying stops
+everything (docs/reliability.md, "The worker survives, or is restarted").
 """
 
 from __future__ import annotations
@@ -243,9 +245,11 @@ def run_standalone(port: int = 8000, check: bool = False) -> int:
             _say(f"check: ready={ready} worker+beat heartbeat={beat_ok}")
             return 0 if ready and beat_ok else 1
         _say("running; press Ctrl-C to stop")
-        while not supervisor.dead():
+        # A child that dies is relaunched (with backoff); only the embedded Redis, which
+        # every other process needs, takes the whole engine down when it dies.
+        while not (fatal := supervisor.revive()):
             time.sleep(0.5)
-        _say(f"stopped unexpectedly: {', '.join(supervisor.dead())}")
+        _say(f"stopped unexpectedly: {', '.join(fatal)}")
         return 1
     except (StopRequested, KeyboardInterrupt) as stop:
         _say(f"stopping ({stop or 'SIGINT'}) ...")

@@ -8,6 +8,13 @@ the launcher noticed the Ctrl-C ("stopped unexpectedly: beat"), and a gunicorn w
 outlive everything. In sessions of their own only the launcher hears the Ctrl-C and decides who
 stops when; and a session's group also holds the child's own children (gunicorn and Celery pool
 workers, nginx workers), so one ``killpg`` takes a child's whole tree down.
+
+A child that dies on its own is relaunched (``revive``) with the argv it was started with,
+after a backoff of 1, 2, 4, 8 s (capped) that resets once it stayed up for 30 s: a Celery worker
+can exit for good (``WorkerLostError('Could not start worker processes')`` when a pool process
+dies while it starts, docs/reliability.md) and the launcher must not take the whole engine down
+with it, nor spin on a child that cannot start. A child it only adopted (the embedded Redis)
+has no argv here and stays fatal: everything else depends on it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ STOP_STAGES: tuple[tuple[str, ...], ...] = (
 )
 DEFAULT_GRACE_S = 5.0
 POLL_S = 0.05
+# Relaunch delays: 1, 2, 4, 8, 8, ... s after consecutive early deaths. A child that stayed up
+# this long before dying counts as healthy again: its next relaunch waits 1 s.
+BACKOFF_FIRST_S = 1.0
+BACKOFF_CAP_S = 8.0
+HEALTHY_AFTER_S = 30.0
 
 
 def _kill_group(pid: int, settle_s: float = 0.0) -> None:
@@ -68,6 +80,16 @@ def _group_running(pgid: int) -> bool:
 
 
 @dataclass
+class _Launch:
+    """How to start a child again, and how its relaunches have gone."""
+
+    argv: list[str]
+    started_at: float
+    failures: int = 0  # consecutive deaths within HEALTHY_AFTER_S of a start
+    due_at: float | None = None  # set while dead: when the relaunch happens
+
+
+@dataclass
 class Supervisor:
     """Starts child processes and stops them all, politely first, in dependency order."""
 
@@ -76,6 +98,12 @@ class Supervisor:
     say: Callable[[str], None] = print
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     grace_s: dict[str, float] = field(default_factory=dict)
+    launches: dict[str, _Launch] = field(default_factory=dict)
+    relaunched: int = 0  # how many relaunches so far
+    # The relaunch policy (module docstring); tests shrink it to keep their runs short.
+    backoff_first_s: float = BACKOFF_FIRST_S
+    backoff_cap_s: float = BACKOFF_CAP_S
+    healthy_after_s: float = HEALTHY_AFTER_S
     # Set once stopping began: a child exiting then was asked to; a second signal sets `hurry`.
     stopping: bool = False
     hurry: bool = False
@@ -84,6 +112,11 @@ class Supervisor:
         env = {**self.env, "SERVICE_NAME": f"taplive-{name}"}
         proc = subprocess.Popen(argv, env=env, cwd=self.cwd, start_new_session=True)
         self.adopt(name, proc, grace_s)
+        launch = self.launches.get(name)
+        if launch is None:
+            self.launches[name] = _Launch(list(argv), time.monotonic())
+        else:
+            launch.argv, launch.started_at, launch.due_at = list(argv), time.monotonic(), None
 
     def adopt(self, name: str, proc: subprocess.Popen[bytes],
               grace_s: float = DEFAULT_GRACE_S) -> None:
@@ -96,6 +129,38 @@ class Supervisor:
         if self.stopping:
             return []
         return [name for name, proc in self.children.items() if proc.poll() is not None]
+
+    def backoff_s(self, failures: int) -> float:
+        """The wait before the relaunch that follows ``failures`` consecutive early deaths."""
+        return min(self.backoff_first_s * 2 ** max(failures - 1, 0), self.backoff_cap_s)
+
+    def revive(self) -> list[str]:
+        """Relaunch each child that died on its own, once its backoff has passed; call it often
+        (the launcher polls every 0.5 s). Returns the dead children that cannot be relaunched
+        (adopted ones: the embedded Redis), for which the caller should stop everything."""
+        fatal = []
+        now = time.monotonic()
+        for name in self.dead():
+            launch = self.launches.get(name)
+            if launch is None:
+                fatal.append(name)
+                continue
+            if launch.due_at is None:
+                code = self.children[name].returncode
+                up_s = now - launch.started_at
+                launch.failures = 1 if up_s >= self.healthy_after_s else launch.failures + 1
+                delay = self.backoff_s(launch.failures)
+                launch.due_at = now + delay
+                # Its pool/worker processes may outlive it (a SIGKILLed Celery main process
+                # leaves its pool behind): they must not run beside the new one.
+                _kill_group(self.children[name].pid, settle_s=1.0)
+                self.say(f"{name} exited with {code} after {up_s:.1f} s; "
+                         f"relaunching in {delay:g} s")
+            elif now >= launch.due_at:
+                self.start(name, launch.argv, self.grace_s[name])
+                self.relaunched += 1
+                self.say(f"relaunched {name}")
+        return fatal
 
     def stop_all(self) -> None:
         """Stage by stage (STOP_STAGES; children not named there go first): SIGTERM each leader,

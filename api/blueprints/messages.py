@@ -13,7 +13,7 @@ from api.auth import authenticated, current_caller
 from api.blueprints.orders import may_apply
 from api.fields import PageArgsSchema, PaginationSchema, page_payload
 from api.services import services
-from api.smorest import Blueprint, Schema, Serialized
+from api.smorest import NON_BLANK_TEXT_PATTERN, Blueprint, Schema, Serialized
 from domain import messages
 
 blp = Blueprint("messages", __name__, description="Order chat")
@@ -23,6 +23,7 @@ class MessageCreateSchema(Schema):
     # Length and characters are the domain's rule (domain.messages.clean_body: the limit is a
     # setting, CHAT_MESSAGE_MAX_CHARS); a wrong JSON type stops here.
     body = fields.String(required=True, metadata={
+        "pattern": NON_BLANK_TEXT_PATTERN,
         "description": "1 to CHAT_MESSAGE_MAX_CHARS (default 2000) characters after stripping; "
                        "no control characters other than newline and tab."})
 

@@ -43,6 +43,13 @@ class NotificationListArgsSchema(PageArgsSchema):
 
 
 class MarkReadSchema(Schema):
+    # Exactly one of the two ways, as the check below says.
+    OPENAPI_EXTRA = {"oneOf": [
+        {"required": ["ids"], "properties": {"ids": {"type": "array"},
+                                             "all": {"enum": [False]}}},
+        {"required": ["all"], "properties": {"all": {"enum": [True]}},
+         "not": {"required": ["ids"]}}]}
+
     ids = fields.List(fields.UUID(), validate=validate.Length(1, 500), load_default=None)
     all = StrictBoolean(load_default=False)
 

@@ -11,18 +11,29 @@ from marshmallow import fields, validate
 from api.fields import (
     Amount,
     Currency,
+    FreeFormObject,
     PageArgsSchema,
     PaginationSchema,
+    amount_with_currency,
     minor_from,
     money_out,
 )
 from api.smorest import Schema
+from core.config import Settings
 from core.enums import ApplicationStatus, OrderStatus
 from domain.location_input import latitude, longitude
 from domain.projections import order_view
 
 MAX_REQUIREMENTS_BYTES = 4096
-TAG = fields.String(validate=[validate.Length(1, 40), validate.Regexp(r"^[\w\-]+$")])
+_DEFAULTS = Settings.model_fields
+#: The service radius's bounds are settings (ORDER_MIN_RADIUS_M, ORDER_MAX_RADIUS_M); the
+#: document, built once, states their defaults.
+RADIUS_DOC = {"minimum": _DEFAULTS["order_min_radius_m"].default,
+              "maximum": _DEFAULTS["order_max_radius_m"].default,
+              "description": "Metres; bounds are ORDER_MIN_RADIUS_M / ORDER_MAX_RADIUS_M."}
+REQUIREMENTS_DOC = {"description": f"Any JSON object of at most {MAX_REQUIREMENTS_BYTES} bytes."}
+TAG_RULES = [validate.Length(1, 40), validate.Regexp(r"^[\w\-]+$")]
+TAG = fields.String(validate=TAG_RULES)
 
 
 class LocationSchema(Schema):
@@ -38,15 +49,18 @@ def _requirements_size(value: dict[str, Any]) -> None:
 
 
 class OrderCreateSchema(Schema):
+    OPENAPI_EXTRA = amount_with_currency("baseAmount", "currency", default="USD")
+
     title = fields.String(required=True, validate=validate.Length(1, 255))
     description = fields.String(load_default=None, allow_none=True,
                                 validate=validate.Length(max=5000))
     location = fields.Nested(LocationSchema, required=True)
-    serviceRadius = fields.Integer(load_default=1000, strict=True)
+    serviceRadius = fields.Integer(load_default=1000, strict=True, metadata=RADIUS_DOC)
     baseAmount = Amount(required=True)
     currency = Currency(load_default="USD")
     scheduledFor = fields.AwareDateTime(load_default=None, allow_none=True)
-    requirements = fields.Dict(load_default=dict, validate=_requirements_size)
+    requirements = FreeFormObject(load_default=dict, validate=_requirements_size,
+                                  metadata=REQUIREMENTS_DOC)
     tags = fields.List(TAG, load_default=list, validate=validate.Length(max=20))
 
     @ma.post_load
@@ -59,14 +73,16 @@ class OrderCreateSchema(Schema):
 class OrderUpdateSchema(Schema):
     """PUT: replace the editable fields given; the currency and amount go together."""
 
+    OPENAPI_EXTRA = {**amount_with_currency("baseAmount", "currency", default=None),
+                     "minProperties": 1}
     title = fields.String(validate=validate.Length(1, 255))
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
     location = fields.Nested(LocationSchema)
-    serviceRadius = fields.Integer(strict=True)
+    serviceRadius = fields.Integer(strict=True, metadata=RADIUS_DOC)
     baseAmount = Amount()
     currency = Currency()
     scheduledFor = fields.AwareDateTime(allow_none=True)
-    requirements = fields.Dict(validate=_requirements_size)
+    requirements = FreeFormObject(validate=_requirements_size, metadata=REQUIREMENTS_DOC)
     tags = fields.List(TAG, validate=validate.Length(max=20))
 
     @ma.validates_schema
@@ -181,7 +197,8 @@ class OrderListArgsSchema(PageArgsSchema):
                            validate=validate.OneOf([s.value for s in OrderStatus]))
     role = fields.String(load_default="any", validate=validate.OneOf(["creator", "provider",
                                                                        "any"]))
-    tag = fields.String(load_default=None, validate=validate.Length(1, 40))
+    # A tag that no order can carry is refused, not searched for (the filter is exact).
+    tag = fields.String(load_default=None, validate=TAG_RULES)
     createdFrom = fields.AwareDateTime(load_default=None)
     createdTo = fields.AwareDateTime(load_default=None)
 
@@ -235,6 +252,10 @@ class ReasonSchema(Schema):
 
 
 class ResolveSchema(Schema):
+    # A refund amount only with a refund (domain.payments.capture.resolve_dispute checks it).
+    OPENAPI_EXTRA = {"anyOf": [{"properties": {"outcome": {"enum": ["refund"]}}},
+                               {"not": {"required": ["refundAmount"]}}]}
+
     outcome = fields.String(required=True, validate=validate.OneOf(["release", "refund"]))
     note = fields.String(required=True, validate=validate.Length(1, 1000))
     # With outcome "refund": how much goes back to the creator (default: all of it).

@@ -7,13 +7,13 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from api.fields import PageArgsSchema, PaginationSchema
-from api.smorest import Schema
+from api.fields import FreeFormObject, PageArgsSchema, PaginationSchema
+from api.smorest import NON_BLANK_TEXT_PATTERN, Schema
 from core.enums import UserRole, VerificationStatus
 from db.models import User
 from domain.permissions import sorted_permissions
 from domain.tiers import Tier
-from domain.users import SELF_SERVICE_ROLES, normalise_email
+from domain.users import PROFILE_MAX_BYTES, SELF_SERVICE_ROLES, USERNAME_PATTERN, normalise_email
 
 
 # Generous upper bounds only: the real password rules (length, strength) are the domain's, so
@@ -36,7 +36,9 @@ def _password(new: bool = False) -> fields.String:
                          metadata={"description": description} if description else {})
 
 
-USERNAME = validate.Length(min=3, max=50)
+USERNAME = [validate.Length(min=3, max=50),
+            validate.Regexp(USERNAME_PATTERN, error="3-50 letters, digits, '.', '_' or '-', "
+                            "starting with a letter or digit, not 'deleted-'.")]
 
 
 class UserSchema(Schema):
@@ -110,8 +112,11 @@ class LoggedOutSchema(Schema):
 
 
 class ProfileUpdateSchema(Schema):
+    OPENAPI_EXTRA = {"minProperties": 1}
+
     username = fields.String(validate=USERNAME)
-    profile = fields.Dict(keys=fields.String())
+    profile = FreeFormObject(metadata={
+        "description": f"Any JSON object of at most {PROFILE_MAX_BYTES} bytes."})
 
     @ma.validates_schema
     def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
@@ -176,6 +181,12 @@ class UserPageSchema(Schema):
 
 
 class VerificationDecisionSchema(Schema):
+    # A rejection says why: the reason is then required and not blank.
+    OPENAPI_EXTRA = {"anyOf": [
+        {"properties": {"status": {"enum": [VerificationStatus.VERIFIED.value]}}},
+        {"required": ["reason"],
+         "properties": {"reason": {"type": "string", "pattern": NON_BLANK_TEXT_PATTERN}}}]}
+
     status = fields.Enum(VerificationStatus, by_value=True, required=True,
                          validate=validate.OneOf([VerificationStatus.VERIFIED,
                                                   VerificationStatus.REJECTED]))

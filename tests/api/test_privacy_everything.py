@@ -290,7 +290,10 @@ def test_the_export_has_a_section_for_everything(client: FlaskClient, db_session
     assert export["streamSessions"][0]["published_seconds"] == 3600
     assert not any("key" in name for name in export["streamSessions"][0])
     assert export["streamSegments"][0]["session_id"] == export["streamSessions"][0]["id"]
-    assert {p["stripe_payment_intent_id"] for p in export["payments"]} == {"pi_own", "pi_served"}
+    # Each side's own processor references only: the person's charge for their order, not the
+    # creator's for the order the person served (a leak the access matrix found).
+    assert {p.get("stripe_payment_intent_id") for p in export["payments"]} == {"pi_own", None}
+    assert {e.get("customer_ref") for e in export["paymentEscrows"]} == {f"cus_{MARK}", None}
     assert len(export["paymentEscrows"]) == 2
     assert "response_body" not in export["idempotencyRecords"][0]
     assert [m["body"] for m in export["messages"]] == [f"I am at the pier, {MARK}"]

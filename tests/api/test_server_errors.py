@@ -59,6 +59,10 @@ def _raw(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
      "HEADERS_TOO_LARGE"),
     (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Evil: a\x01b\r\n\r\n", 400, "BAD_REQUEST"),
     (b"NOT A REQUEST\r\n\r\n", 400, "BAD_REQUEST"),
+    # A body over MAX_CONTENT_LENGTH (1 MiB by default): the app's own 413, refused from the
+    # declared length before the body is read.
+    (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+     b"Content-Length: 2000000\r\n\r\n{}", 413, "PAYLOAD_TOO_LARGE"),
 ])
 def test_what_gunicorn_refuses_is_answered_in_the_envelope(
         gunicorn_port: int, request_bytes: bytes, status: int, code: str) -> None:

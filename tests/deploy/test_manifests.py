@@ -322,6 +322,15 @@ def test_compose_realtime_is_published_restarted_and_health_checked() -> None:
     assert "/health'" in command and "os.environ.get('REALTIME_PORT', '8001')" in command
 
 
+def test_compose_restarts_every_long_running_service() -> None:
+    """A worker can exit for good (a pool process dying while it starts: WorkerLostError,
+    docs/reliability.md); Compose brings back whatever exits, except the one-shot migration."""
+    services = compose()["services"]
+    for name, service in services.items():
+        expected = "no" if name == "migrate" else "unless-stopped"
+        assert service.get("restart") == expected, name
+
+
 def test_compose_environment_is_production_with_secrets_required() -> None:
     for name in APP_SERVICES:
         env = compose()["services"][name]["environment"]
@@ -396,6 +405,29 @@ def test_k8s_beat_is_a_single_replica_recreated() -> None:
     beat = workload("Deployment", "taplive-beat")
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"]["type"] == "Recreate"
+
+
+LIVENESS_PING = "celery -A celery_app inspect ping -d {node} --timeout 10"
+
+
+def test_k8s_workers_are_restarted_when_they_exit_or_stop_answering() -> None:
+    """Each worker pod: restartPolicy Always (a Deployment's only choice; explicit or default)
+    restarts a worker that exits; a liveness probe pings the pod's own Celery node (its
+    --hostname, %h being the pod's $HOSTNAME) and restarts one that stops answering."""
+    workers = k8s_workers()
+    assert workers
+    for name, options in workers.items():
+        deployment = workload("Deployment", name)
+        assert deployment["spec"]["template"]["spec"].get("restartPolicy", "Always") == "Always"
+        (container,) = pod_containers(deployment)
+        node = options["--hostname"].replace("%h", "$HOSTNAME")
+        assert node.endswith("@$HOSTNAME"), name
+        probe = container["livenessProbe"]
+        assert probe["exec"]["command"] == ["sh", "-c", LIVENESS_PING.format(node=node)], name
+        assert (probe["periodSeconds"], probe["timeoutSeconds"], probe["failureThreshold"]) \
+            == (60, 20, 3), name
+        # The ping's own --timeout fits in the probe's.
+        assert probe["timeoutSeconds"] > 10
 
 
 def config_map() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""deploy/nginx/taplive.conf really carries Socket.IO to the realtime upstream.
+"""deploy/nginx/taplive.conf carries Socket.IO to the realtime upstream and pages to the API.
 
 Runs the real nginx with the shipped file (hosts, ports, certificate and log paths pointed at local
 stand-ins) in front of a minimal python-socketio server on uvicorn, and talks through it with the
@@ -13,9 +13,12 @@ import asyncio
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,9 +76,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _local_conf(tmp_path: Path, realtime_port: int, https_port: int, http_port: int) -> str:
+def _local_conf(tmp_path: Path, realtime_port: int, https_port: int, http_port: int,
+                backend_port: int) -> str:
     conf = NGINX_CONF.read_text()
     conf = re.sub(r"api\d+\.taplive\.internal:8001", f"127.0.0.1:{realtime_port}", conf)
+    conf = re.sub(r"api\d+\.taplive\.internal:8000", f"127.0.0.1:{backend_port}", conf)
     conf = re.sub(r"api\d+\.taplive\.internal", "127.0.0.1", conf)
     conf = conf.replace("listen [::]:443 ssl http2;", "").replace("listen [::]:80;", "")
     conf = conf.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
@@ -84,15 +89,31 @@ def _local_conf(tmp_path: Path, realtime_port: int, https_port: int, http_port: 
     return conf.replace("/var/log/nginx/", f"{tmp_path}/")
 
 
+# Paths the API answers that nginx must pass on, and one it must keep internal.
+BACKEND_PATHS = ("/api/v1/orders", "/watch/order-1", "/watch/assets/vendor/hls.min.js",
+                 "/metrics")
+PUBLIC_PATHS = BACKEND_PATHS[:3]
+
+
 @pytest.fixture(scope="module")
 def proxied_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """https://127.0.0.1:<port> of nginx, the stub Socket.IO server as its realtime upstream."""
     tmp_path = tmp_path_factory.mktemp("nginx")
     realtime_port, https_port, http_port = _free_port(), _free_port(), _free_port()
+    backend_port = _free_port()
     (tmp_path / "stub_realtime.py").write_text(STUB_SERVER)
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "stub_realtime:app", "--app-dir", str(tmp_path),
          "--host", "127.0.0.1", "--port", str(realtime_port), "--log-level", "warning"])
+    # The API upstream's stand-in: a static file server whose files name the paths it was asked
+    # for, so a response says the request reached the backend.
+    site = tmp_path / "site"
+    for path in BACKEND_PATHS:
+        (site / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (site / path.lstrip("/")).write_text(f"backend:{path}")
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(backend_port), "--bind", "127.0.0.1",
+         "--directory", str(site)], stderr=subprocess.DEVNULL)
     nginx: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -100,7 +121,7 @@ def proxied_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                         "-out", str(tmp_path / "tls.crt")],
                        check=True, capture_output=True, timeout=60)
         (tmp_path / "taplive.conf").write_text(
-            _local_conf(tmp_path, realtime_port, https_port, http_port))
+            _local_conf(tmp_path, realtime_port, https_port, http_port, backend_port))
         temp_paths = "".join(f"    {kind}_temp_path {tmp_path}/{kind};\n"
                              for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
         (tmp_path / "nginx.conf").write_text(
@@ -110,12 +131,14 @@ def proxied_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
                                   "-e", str(tmp_path / "error.log")])
         _wait_listening(realtime_port, server)
+        _wait_listening(backend_port, backend)
         _wait_listening(https_port, nginx)
         yield f"https://127.0.0.1:{https_port}"
     finally:
         if nginx is not None:
             _stop(nginx)
         _stop(server)
+        _stop(backend)
 
 
 async def _echo_through(url: str, transports: list[str] | None) -> str:
@@ -145,3 +168,28 @@ def test_nginx_carries_socketio_over_long_polling(proxied_url: str) -> None:
 @pytest.mark.timeout(90)
 def test_nginx_lets_the_default_handshake_upgrade_to_websocket(proxied_url: str) -> None:
     assert asyncio.run(_echo_through(proxied_url, None)) == "websocket"
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET through nginx's self-signed TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=10, context=context) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("path", PUBLIC_PATHS)
+def test_nginx_passes_the_api_and_the_watch_page_to_the_backend(proxied_url: str,
+                                                                   path: str) -> None:
+    # The creator's watch page was a 404 behind this file (only /api/ was routed).
+    assert _get(proxied_url + path) == (200, f"backend:{path}")
+
+
+@pytest.mark.timeout(60)
+def test_nginx_keeps_metrics_internal(proxied_url: str) -> None:
+    assert _get(proxied_url + "/metrics")[0] == 404

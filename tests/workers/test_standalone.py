@@ -15,13 +15,20 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis
+from celery import Celery
 
-from bench.stop_time import start_launcher, stop_launcher
+from bench.stop_time import process_tree, start_launcher, stop_launcher
 from core import rtmp_server
+from tasks.maintenance import HEARTBEAT_KEY
+from tests.waiting import poll
+from workers.queues import MAINTENANCE
 
 # Measured 4.5-5.6 s (up to 10 s under heavier load) on 2 shared cores (docs/reliability.md);
 # before, 2.4-17 s with an orphaned gunicorn worker now and then, and SIGTERM left all 13
@@ -168,3 +175,66 @@ def test_ctrl_c_or_sigterm_stops_everything_in_order_within_seconds(tmp_path: Pa
     stages = re.findall(r"\[taplive\] stopped (\w+)", out)
     assert stages == ["api", "beat", "worker", "redis"], out[-4000:]
     assert out.rstrip().endswith("[taplive] stopped")
+
+
+def _child_running(parent: int, *words: str) -> int:
+    """The pid of ``parent``'s direct child whose command line holds all ``words``."""
+    for pid in process_tree(parent):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == parent and all(word.encode() in cmdline for word in words):
+            return pid
+    raise AssertionError(f"no child of {parent} runs {words}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_killed_worker_is_relaunched_and_does_the_next_task(tmp_path: Path) -> None:
+    """SIGKILL the Celery worker's main process (what the OOM killer does; and a worker can
+    exit on its own, docs/reliability.md): the launcher relaunches it within seconds instead of
+    stopping everything, a task sent afterwards is done, and Ctrl-C still stops all cleanly."""
+    proc, started = start_launcher(_launcher_env(tmp_path))
+    lines: list[str] = []
+    try:
+        assert "running; press Ctrl-C" in started, started[-4000:]
+        found = re.search(r"\[taplive\] Redis      (\S+)", started)
+        assert found, started[-4000:]
+        redis_url = found[1]
+        worker = _child_running(proc.pid, "celery", "worker")
+        killed_at = time.monotonic()
+        os.kill(worker, signal.SIGKILL)
+        assert proc.stdout is not None
+        for line in proc.stdout:  # reading also keeps the children's log pipe flowing
+            lines.append(line)
+            if "[taplive] relaunched worker" in line or "[taplive] stopped" in line:
+                break
+        relaunched_s = time.monotonic() - killed_at
+        assert "[taplive] relaunched worker" in lines[-1], "".join(lines)[-4000:]
+        sent_at = time.time()
+        sender = Celery(broker=redis_url)
+        sender.send_task("maintenance.heartbeat", queue=MAINTENANCE)
+        sender.close()
+        client = redis.Redis.from_url(redis_url, decode_responses=True)
+
+        def ran_after_sending() -> bool:
+            value = client.get(HEARTBEAT_KEY)
+            return bool(value) and datetime.fromisoformat(str(value)).timestamp() >= sent_at
+
+        assert poll(ran_after_sending, timeout=60), "the relaunched worker did not run it"
+        done_s = time.monotonic() - killed_at
+        print(f"\nworker SIGKILLed: relaunched after {relaunched_s:.1f} s, "
+              f"a task sent then done {done_s:.1f} s after the kill")
+        result = stop_launcher(proc, "terminal", timeout_s=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = started + "".join(lines) + result.output
+    assert "[taplive] worker exited with -9 after " in out and "relaunching in 1 s" in out, out
+    assert relaunched_s < 5, out[-4000:]
+    assert result.exit_code == 0 and "unexpectedly" not in out, out[-4000:]
+    assert result.left == [], out[-4000:]
+    assert re.findall(r"\[taplive\] stopped (\w+)", out) == ["api", "beat", "worker", "redis"]
