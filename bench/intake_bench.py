@@ -304,7 +304,8 @@ def _start(code: Path, env: dict[str, str], port: int) -> tuple[subprocess.Popen
          "--concurrency", "2", "--queues", ",".join((*QUEUES, "payments", "maintenance")),
          "--loglevel", level, "--without-mingle", "--without-gossip"],
         cwd=code, env=env | {"LOG_LEVEL": level}, start_new_session=True,
-        stdout=subprocess.DEVNULL)
+        stdout=open(VAR / "intake_bench-worker.log", "ab") if level != "WARNING"  # noqa: SIM115
+        else subprocess.DEVNULL)
     return server, worker
 
 
