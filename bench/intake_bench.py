@@ -230,7 +230,7 @@ def _wait_idle(queues: redis.Redis, timeout: float = 60) -> None:
 
 
 def _measure(rate: float, duration: float, sent: list[Sent], depths: dict[str, list[int]],
-             pushed: dict[str, float], stored: dict[str, float]) -> RateResult:
+             pushed: dict[str, float], stored: dict[str, float], load: float) -> RateResult:
     ok = [s for s in sent if s.order_id]
     errors = [s for s in sent if s.error]
     kinds: dict[str, int] = {}
@@ -254,7 +254,7 @@ def _measure(rate: float, duration: float, sent: list[Sent], depths: dict[str, l
         queue_max={q: max(v, default=0) for q, v in depths.items()},
         queue_mean={q: round(sum(v) / len(v), 1) if v else 0.0 for q, v in depths.items()},
         client_lag_p99_ms=pct([s.lag_ms for s in sent], 99),
-        load_avg_1m=round(os.getloadavg()[0], 2), saturated=False, error_kinds=kinds)
+        load_avg_1m=round(load, 2), saturated=False, error_kinds=kinds)
     failed = len(errors) + not_pushed
     result.saturated = bool(not push_ms or result.pushed_p99_ms > 1000
                             or failed > 0.01 * len(sent)
@@ -357,21 +357,20 @@ def run(args: argparse.Namespace) -> list[RateResult]:
         for helper in helpers:
             helper.start()
         ready.wait(10)
-        all_sent: list[list[Sent]] = []
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:
             print(f"rate {rate:g}/s for {args.duration} s ...", flush=True)
             sent, depths = _drive(port, tokens, rate, args.duration, rng, store)
             _wait_idle(store)
             time.sleep(1.0)  # the last pushes
-            all_sent.append(sent)
-            phases.append((rate, sent, depths))
+            load = os.getloadavg()[0]  # the phase's own (1-minute average at its end)
+            phases.append((rate, sent, depths, load))
             # Saturation is judged on what is stored (the listener reports at the end).
             ids = [uuid.UUID(s.order_id) for s in sent if s.order_id]
             with engine.connect() as conn:
                 stored = {str(o): c.timestamp() for o, c in conn.execute(RANK_1, {"ids": ids})}
             provisional = _measure(rate, args.duration, sent, depths,
-                                   {o: 0.0 for o in stored}, stored)
+                                   {o: 0.0 for o in stored}, stored, load)
             print(f"  achieved {provisional.achieved_per_s}/s, stored p50 "
                   f"{provisional.stored_p50_ms} ms p99 {provisional.stored_p99_ms} ms, "
                   f"errors {provisional.errors}, queue max {provisional.queue_max}, "
@@ -381,11 +380,11 @@ def run(args: argparse.Namespace) -> list[RateResult]:
                 break
         stop.set()
         pushed: dict[str, float] = receive.recv() if receive.poll(30) else {}
-        for rate, sent, depths in phases:
+        for rate, sent, depths, load in phases:
             ids = [uuid.UUID(s.order_id) for s in sent if s.order_id]
             with engine.connect() as conn:
                 stored = {str(o): c.timestamp() for o, c in conn.execute(RANK_1, {"ids": ids})}
-            results.append(_measure(rate, args.duration, sent, depths, pushed, stored))
+            results.append(_measure(rate, args.duration, sent, depths, pushed, stored, load))
         engine.dispose()
     finally:
         stop.set()
