@@ -36,11 +36,6 @@ RETRYABLE: tuple[type[BaseException], ...] = (
 RETRY: dict[str, Any] = {"autoretry_for": RETRYABLE, "retry_backoff": 1,
                          "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 5}
 REMATCH_LOCK = "taplive:matching:rematch:lock"
-#: Set after a pass commits, for each order it took; the order's own task, still queued, then
-#: returns without a transaction. Short-lived: a re-opened order (issue 17) is matched afresh
-#: much later than this.
-ATTEMPTED = "taplive:matching:attempted:{}"
-ATTEMPTED_TTL_S = 120
 PURGE_BATCH = 5000
 
 
@@ -66,39 +61,12 @@ def match_order(self: ServicesTask, order_id: str) -> int:
     oid = parse_id(order_id)
     if oid is None:
         return 0
-    if _attempted(self.services, oid):
-        return 0  # matched by an earlier pass (committed): no transaction needed
     invited = _pass(self.services, oid, wait=False)
     if invited is None:
         # Another pass holds the order. Wait for it: it commits (the order is matched, this
         # is a no-op) or dies (its lock is gone and this pass matches the order).
         invited = _pass(self.services, oid, wait=True) or 0
     return invited
-
-
-def _attempted(svc: Any, oid: uuid.UUID) -> bool:
-    """Whether a committed pass already took this order (``ATTEMPTED``). Under load most
-    tasks find their order matched by the pass before them; this saves each a transaction.
-    Best effort: without Redis (or the mark) the pass finds out under the row lock."""
-    try:
-        return bool(svc.redis.exists(ATTEMPTED.format(oid)))
-    except (RedisConnectionError, RedisTimeoutError):
-        return False
-
-
-def _mark_attempted(svc: Any, order_ids: list[uuid.UUID]) -> None:
-    """After the pass's commit: its orders are matched (or found nobody to invite, which a
-    second try moments later would not change; the minute re-match tries again)."""
-    if not order_ids:
-        return
-    try:
-        with svc.redis.pipeline(transaction=False) as pipe:
-            for oid in order_ids:
-                pipe.set(ATTEMPTED.format(oid), "1", ex=ATTEMPTED_TTL_S)
-            pipe.execute()
-    except (RedisConnectionError, RedisTimeoutError):
-        log.warning("could not mark matched orders; their tasks check in the database",
-                    exc_info=True)
 
 
 def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
@@ -119,7 +87,6 @@ def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
             pending.add_rows(written(session, notifications.notify_invited_many(
                 session, list(orders.values()), now)))
             follow_ups_done_here(session, ORDER_MATCHED)
-    _mark_attempted(svc, [r.order_id for r in done.results])
     push_after_commit(svc, pending)
     log.info("order matched", extra={
         "order_id": str(oid), "orders": len(done.results), "invited": done.invited,
