@@ -233,12 +233,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
         names = list(report["stores"])
         data = [report["stores"][n]["latencies_ms"][kind] for n in names]
         ax.boxplot(data, whis=(1, 99), showfliers=False)
-        ax.set_xticks(range(1, len(names) + 1), names)
+        ax.set_xticks(range(1, len(names) + 1), [n.replace(" ", "\n", 1) for n in names])
         ax.set_yscale("log")
         ax.set_title(f"{titles[kind]} ({report['radius_m']:.0f} m)")
         ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0].set_ylabel("latency per query (ms, log; box p25-p75, whiskers p1-p99)")
-    fig.suptitle(f"{report['providers']:,} providers, {report['queries']:,} queries, one run")
+    axes[0].set_ylabel("ms per query (log)")
+    fig.suptitle(
+        f"{report['providers']:,} providers, {report['queries']:,} queries, one run "
+        "(box p25-p75, line p50, whiskers p1-p99)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -205,18 +205,31 @@ def _reduce(
       matching it could swap to that (free) provider without losing count or cost;
     * of an order's exclusive providers only the cheapest is kept, for the same reason.
 
-    Settling orders lowers other providers' degrees, so this repeats until nothing
-    changes (a handful of rounds).  With plentiful supply it settles ~20 % of a metro's
-    orders and cuts the rest into hundreds of small components: at 100k orders x 1M
+    Settling orders lowers other providers' degrees, so this repeats while a round still
+    removes more than 1 % of the edges (three or four rounds).  With plentiful supply it
+    settles ~20 % of a metro's orders and cuts the rest into hundreds of small components:
+    at 100k orders x 1M
     providers the metro-sized components (~10k orders x ~80k providers, LAPJVsp ~3 s each,
     its cost grows with rows x columns) become components of a few hundred orders.
     """
-    perm = np.lexsort((w, r))  # by order, cheapest first: an order's first alive edge is its best
+    # By order, cheapest first, so an order's first alive edge is its best.  Candidate
+    # edges by distance arrive that way already (checking is ~100x cheaper than sorting).
+    if bool(np.all((r[1:] > r[:-1]) | ((r[1:] == r[:-1]) & (w[1:] >= w[:-1])))):
+        perm = np.arange(r.shape[0], dtype=np.intp)
+    else:  # two passes: ~2x faster than np.lexsort here
+        perm = np.argsort(w)
+        perm = perm[np.argsort(r[perm], kind="stable")]
     rs, cs = r[perm], c[perm]
     alive = np.ones(rs.shape[0], dtype=bool)
     match = np.full(n_r, -1, dtype=np.intp)
+    before = np.inf  # the first round always runs
     while True:
         idx = np.flatnonzero(alive)
+        # Each round removes far less than the one before (100k x 1M: 26 %, 6 %, 0.7 %,
+        # 0.1 % of the edges); stopping early is safe, every round is optional.
+        if idx.shape[0] == 0 or idx.shape[0] > 0.99 * before:
+            return match, perm[idx]
+        before = idx.shape[0]
         ra, ca = rs[idx], cs[idx]
         exclusive = np.bincount(ca, minlength=n_c)[ca] == 1
         first = np.ones(idx.shape[0], dtype=bool)
@@ -226,8 +239,6 @@ def _reduce(
         ex_first = np.ones(ex.shape[0], dtype=bool)
         ex_first[1:] = ra[ex[1:]] != ra[ex[:-1]]
         prune = ex[~ex_first]
-        if not settle.any() and prune.shape[0] == 0:
-            return match, perm[idx]
         match[ra[settle]] = ca[settle]
         settled = np.zeros(n_r, dtype=bool)
         settled[ra[settle]] = True
