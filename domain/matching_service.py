@@ -25,10 +25,9 @@ from core.config import Settings
 from core.enums import OrderStatus
 from core.geo import great_circle_m
 from core.metrics import MATCH_CANDIDATES, MATCH_LATENCY, REMATCH_ASSIGNMENT_SIZE
-from db.models import OrderAssignment, OrderMatch
+from db.models import Order, OrderAssignment, OrderMatch
 from db.queries import matching as match_queries
 from db.queries import orders as order_queries
-from db.queries.overdue import no_show_provider_ids
 from domain import dispatch
 from domain.events import emit
 from domain.presence import is_live
@@ -62,6 +61,12 @@ class MatchingRules:
     offer_ttl_s: int = 60
     rematch_max_candidates: int = 16
     weights: ScoringWeights = DEFAULT_WEIGHTS
+    #: Batched dispatch (``match_due``): at most this many orders per pass, and only orders
+    #: created this recently are taken from other tasks (older ones by their own task, the
+    #: re-match). Bounds the re-tries of orders that found nobody: they stay unmatched and
+    #: due, so each pass within the look-back tries them again.
+    batch_limit: int = 200
+    due_lookback_s: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MatchingRules:
@@ -96,43 +101,131 @@ def match_order(session: Session, order_id: uuid.UUID, index: ProviderIndex,
         return None
     if match_queries.has_matches(session, order.id):
         return MatchResult(order.id, [], already_matched=True)
+    [result] = match_orders(session, [order], index, registry, now, rules)
+    return result
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """One batched matching pass (``match_due``)."""
+
+    results: list[MatchResult]
+    #: The task's own order was locked by this pass (matched now, found matched, or not
+    #: pending); False only when another transaction held it and ``wait`` was not asked.
+    own_claimed: bool
+
+    @property
+    def invited(self) -> int:
+        return sum(len(r.invited) for r in self.results)
+
+
+def match_due(session: Session, order_id: uuid.UUID, index: ProviderIndex,
+              registry: PresenceRegistry, now: datetime, rules: MatchingRules, *,
+              wait: bool = False) -> PassResult:
+    """Batched dispatch (issue 16): match the task's own order together with every other
+    order due for a first match (pending, unmatched, created within ``due_lookback_s``), up
+    to ``batch_limit``, in one pass and one transaction. What queued up while the previous
+    pass ran forms the batch; a lone order goes through at once.
+
+    Orders are claimed by their row locks (``SKIP LOCKED``), so concurrent passes split the
+    due orders between them and a pass that dies leaves its orders due. The own order is
+    skipped while another transaction holds it unless ``wait``; the caller then runs a
+    waiting pass, so each order's own task still sees it matched or matches it itself."""
+    own = match_queries.claim_order(session, order_id, wait=wait)
+    since = now - timedelta(seconds=rules.due_lookback_s)
+    others = match_queries.claim_due_orders(session, since, rules.batch_limit - 1,
+                                            exclude=order_id)
+    due = [o for o in ([own] if own is not None else []) + others
+           if o.status is OrderStatus.PENDING]
+    matched = match_queries.matched_order_ids(session, [o.id for o in due])
+    results = match_orders(session, [o for o in due if o.id not in matched], index, registry,
+                           now, rules)
+    if own is not None and own.id in matched:
+        results.append(MatchResult(own.id, [], already_matched=True))
+    return PassResult(results, own_claimed=own is not None)
+
+
+def match_orders(session: Session, orders: list[Order], index: ProviderIndex,
+                 registry: PresenceRegistry, now: datetime, rules: MatchingRules
+                 ) -> list[MatchResult]:
+    """Invite the best live providers to each of ``orders`` (locked, pending, unmatched) in
+    one pass: one index query for the batch (``within_many``), one presence read and one
+    eligibility query for every shortlist, one insert of every invitation. Each order's
+    invitations are exactly what matching it alone would make: orders do not compete for
+    providers here (an invitation is not an assignment; the re-match assigns)."""
+    if not orders:
+        return []
     started = time.perf_counter()
-    ranked = rank_live_candidates(session, index, registry, order.latitude, order.longitude,
-                                  order.service_radius, now, rules,
-                                  exclude={str(order.creator_id)} | {
-                                      str(p) for p in no_show_provider_ids(session, order.id)})
+    no_shows = match_queries.no_show_providers(session, [o.id for o in orders])
+    shortlists = [
+        _shortlist(index, found, rules, exclude={str(o.creator_id)} | {
+            str(p) for p in no_shows.get(o.id, ())})
+        for o, found in zip(orders, _candidates_of(index, orders), strict=True)]
+    wanted = sorted({pid for short in shortlists for pid in short})
+    fresh = registry.records(wanted)
+    eligible = {str(p) for p in match_queries.eligible_provider_ids(
+        session, [uuid.UUID(p) for p in fresh])}
+    ranked = [_rank_live(short, fresh, eligible, o.latitude, o.longitude,
+                         o.service_radius, now, rules)
+              for o, short in zip(orders, shortlists, strict=True)]
     # The engine plus its live re-check (Redis, one query): the part matching owns, without
-    # the order lock and the inserts that any command pays.
-    MATCH_LATENCY.observe(time.perf_counter() - started)
-    if not ranked:
-        return MatchResult(order.id, [])
-    rows = [_match_row(order.id, r, i + 1, MatchSource.ORDER_CREATED, index.version, now)
-            for i, r in enumerate(ranked)]
-    inserted = match_queries.insert_ignoring_duplicates(session, OrderMatch, rows,
-                                                        ("order_id", "provider_id"))
-    _emit_matched(session, order.id, order.creator_id, len(inserted), MatchSource.ORDER_CREATED)
-    offer = None
-    if dispatch.wants_auto_dispatch(order):
-        offer = dispatch.start(session, order, now, timedelta(seconds=rules.offer_ttl_s))
+    # the order locks and the inserts that any command pays. Every order in the pass waited
+    # for all of it, so each observes the pass's time.
+    elapsed = time.perf_counter() - started
+    for _ in orders:
+        MATCH_LATENCY.observe(elapsed)
+    rows = [_match_row(o.id, r, i + 1, MatchSource.ORDER_CREATED, index.version, now)
+            for o, best in zip(orders, ranked, strict=True) for i, r in enumerate(best)]
+    inserted = set(match_queries.insert_ignoring_duplicates(session, OrderMatch, rows,
+                                                            ("order_id", "provider_id")))
+    per_order: dict[uuid.UUID, int] = {}
+    for row in rows:
+        if row["id"] in inserted:
+            per_order[row["order_id"]] = per_order.get(row["order_id"], 0) + 1
+    results = []
+    ttl = timedelta(seconds=rules.offer_ttl_s)
+    for order, best in zip(orders, ranked, strict=True):
+        offer = None
+        if best:
+            _emit_matched(session, order.id, order.creator_id, per_order.get(order.id, 0),
+                          MatchSource.ORDER_CREATED)
+            if dispatch.wants_auto_dispatch(order):
+                offer = dispatch.start(session, order, now, ttl)
+        results.append(MatchResult(order.id, best, offer_match_id=offer.id if offer else None))
     session.flush()
-    return MatchResult(order.id, ranked, offer_match_id=offer.id if offer else None)
+    return results
 
 
-def rank_live_candidates(session: Session, index: ProviderIndex, registry: PresenceRegistry,
-                         latitude: float, longitude: float, radius_m: float, now: datetime,
-                         rules: MatchingRules, *, exclude: set[str]) -> list[RankedCandidate]:
-    """Index candidates within the radius, ranked; the best ``pool`` re-checked (live in
-    Redis; verified and not busy in the database) and re-ranked on fresh signals; the best
-    ``max_invitations`` returned."""
-    found = index.within(latitude, longitude, radius_m)
+def _candidates_of(index: ProviderIndex, orders: list[Order]) -> list[Candidates]:
+    """Each order's providers in range: one batch query for many orders (a lone order asks
+    ``within`` directly, cheaper than building a tree of one point)."""
+    if len(orders) == 1:
+        [o] = orders
+        return [index.within(o.latitude, o.longitude, o.service_radius)]
+    edges = index.within_many([o.latitude for o in orders], [o.longitude for o in orders],
+                              [float(o.service_radius) for o in orders])
+    out = []
+    for i in range(len(orders)):
+        positions, distances = edges.for_order(i)
+        out.append(Candidates(positions, index.ids[positions], distances))
+    return out
+
+
+def _shortlist(index: ProviderIndex, found: Candidates, rules: MatchingRules,
+               exclude: set[str]) -> list[str]:
+    """The best ``pool`` of the index's candidates (stale signals), minus ``exclude``."""
     keep = np.fromiter((str(i) not in exclude for i in found.ids.tolist()), bool, len(found))
     found = Candidates(found.indices[keep], found.ids[keep], found.distances_m[keep])
     MATCH_CANDIDATES.observe(len(found))
-    shortlist = [str(r.provider_id)
-                 for r in rank(found, index.signals, rules.weights, limit=rules.pool)]
-    fresh = registry.records(shortlist)
-    eligible = {str(p) for p in match_queries.eligible_provider_ids(
-        session, [uuid.UUID(p) for p in fresh])}
+    return [str(r.provider_id) for r in rank(found, index.signals, rules.weights,
+                                             limit=rules.pool)]
+
+
+def _rank_live(shortlist: list[str], fresh: dict[str, dict[str, Any]], eligible: set[str],
+               latitude: float, longitude: float, radius_m: float, now: datetime,
+               rules: MatchingRules) -> list[RankedCandidate]:
+    """The shortlist re-checked on live presence and eligibility, re-ranked on fresh
+    signals; the best ``max_invitations``."""
     ids, dist, records = [], [], []
     for pid in shortlist:
         rec = fresh.get(pid)

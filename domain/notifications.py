@@ -91,12 +91,19 @@ def notify_invited(session: Session, order_id: uuid.UUID, now: datetime) -> list
     order = order_queries.find_by_id(session, order_id)
     if order is None or order.status is not OrderStatus.PENDING:
         return []
-    matches = [m for m in match_queries.find_matches_for_order(session, order.id)
-               if m.status in (MatchStatus.INVITED, MatchStatus.OFFERED)]
+    return notify_invited_many(session, [order], now)
+
+
+def notify_invited_many(session: Session, orders: Sequence[Order], now: datetime
+                        ) -> list[uuid.UUID]:
+    """``notify_invited`` for pending orders already loaded (a matching pass's batch): one
+    read of their open matches, one insert."""
+    by_id = {o.id: o for o in orders if o.status is OrderStatus.PENDING}
+    matches = match_queries.find_open_matches(session, list(by_id))
     return record(session, [
-        Delivery(m.provider_id, INVITATION_EVENT, f"{ORDER_INVITATION}:{order.id}",
-                 ORDER_INVITATION, order.id, _invitation_payload(order, m, INVITATION_EVENT),
-                 m.id)
+        Delivery(m.provider_id, INVITATION_EVENT, f"{ORDER_INVITATION}:{m.order_id}",
+                 ORDER_INVITATION, m.order_id,
+                 _invitation_payload(by_id[m.order_id], m, INVITATION_EVENT), m.id)
         for m in matches], now)
 
 

@@ -9,6 +9,7 @@ retried with exponential backoff and jitter.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,30 +54,45 @@ def _now() -> datetime:
 @shared_task(name="matching.match_order", bind=True, time_limit=30, soft_time_limit=20,
              ignore_result=True, **RETRY)
 def match_order(self: ServicesTask, order_id: str) -> int:
-    """Invite the best live providers to a new order (follow-up of ``order:created``).
-    Returns how many were invited by this run."""
+    """Invite the best live providers to a new order (follow-up of ``order:created``), in a
+    batched pass with every other order due (``matching_service.match_due``): under load one
+    task matches what queued up behind it and the tasks of those orders find them matched.
+    Returns how many invitations this run wrote, for all the orders of its pass."""
     oid = parse_id(order_id)
     if oid is None:
         return 0
-    svc = self.services
+    invited = _pass(self.services, oid, wait=False)
+    if invited is None:
+        # Another pass holds the order. Wait for it: it commits (the order is matched, this
+        # is a no-op) or dies (its lock is gone and this pass matches the order).
+        invited = _pass(self.services, oid, wait=True) or 0
+    return invited
+
+
+def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
+    """One matching pass in one transaction, its invitations' notifications in the same
+    commit and pushed right after it. None if the own order was held by another pass."""
+    started = time.perf_counter()
     index = svc.provider_index.get()
     pending = PendingPush()
     with svc.db.transaction() as session:
         now = _now()
-        result = matching_service.match_order(
-            session, oid, index, svc.presence, now, MatchingRules.from_settings(svc.settings))
-        if result and result.invited:
-            # The invitations' notifications in the same commit, pushed right after it: the
-            # common path to the provider's socket is one task, not two (issue 12). So the
-            # ``order:matched`` follow-up (``notify_invited``) has nothing left to do: it is
-            # not sent. A push lost to a crash is the push sweep's.
-            pending.add_rows(written(session, notifications.notify_invited(session, oid, now)))
+        done = matching_service.match_due(session, oid, index, svc.presence, now,
+                                          MatchingRules.from_settings(svc.settings), wait=wait)
+        matched = [r for r in done.results if r.invited]
+        if matched:
+            # The ``order:matched`` follow-up (``notify_invited``) has nothing left to do: it
+            # is not sent (issue 12). A push lost to a crash is the push sweep's.
+            orders = match_queries.orders_by_id(session, [r.order_id for r in matched])
+            pending.add_rows(written(session, notifications.notify_invited_many(
+                session, list(orders.values()), now)))
             follow_ups_done_here(session, ORDER_MATCHED)
     push_after_commit(svc, pending)
-    invited = len(result.invited) if result else 0
-    log.info("order matched", extra={"order_id": order_id, "invited": invited,
-                                     "index_version": index.version})
-    return invited
+    log.info("order matched", extra={
+        "order_id": str(oid), "orders": len(done.results), "invited": done.invited,
+        "index_version": index.version,
+        "pass_ms": round((time.perf_counter() - started) * 1000, 1)})
+    return done.invited if done.own_claimed else None
 
 
 @shared_task(name="matching.rematch_all", bind=True, time_limit=55, soft_time_limit=50,

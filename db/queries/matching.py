@@ -74,6 +74,60 @@ def find_pending_orders(session: Session, region: tuple[float, float, float] | N
     return [PendingOrderRow(*row) for row in session.execute(stmt)]
 
 
+def claim_order(session: Session, order_id: uuid.UUID, *, wait: bool) -> Order | None:
+    """Lock one order row for a matching pass. ``wait=False`` skips it (None) while another
+    transaction holds it: that pass is matching it, or it is being changed right now.
+
+    ``FOR NO KEY UPDATE``: as exclusive as ``FOR UPDATE`` against other passes and the order
+    commands, but not held up by transactions that only insert rows referencing the order
+    (the outbox relay's notifications take ``FOR KEY SHARE`` through the foreign key)."""
+    stmt = (select(Order).where(Order.id == order_id)
+            .with_for_update(skip_locked=not wait, key_share=True)
+            .execution_options(populate_existing=True))
+    return session.scalars(stmt).one_or_none()
+
+
+def claim_due_orders(session: Session, since: datetime, limit: int,
+                     exclude: uuid.UUID | None = None) -> list[Order]:
+    """Lock up to ``limit`` orders due for a first match: pending, created since ``since``, not
+    matched yet, oldest first, skipping rows another transaction holds (``SKIP LOCKED``: two
+    passes never take the same order, and neither waits for the other). The claim is the row
+    lock itself: a pass that dies releases it with its transaction, and the orders are due
+    again for the next pass (or their own task)."""
+    if limit <= 0:
+        return []
+    matched = select(OrderMatch.id).where(OrderMatch.order_id == Order.id).exists()
+    stmt = select(Order).where(Order.status == OrderStatus.PENDING, Order.created_at >= since,
+                               ~matched)
+    if exclude is not None:
+        stmt = stmt.where(Order.id != exclude)
+    stmt = (stmt.order_by(Order.created_at, Order.id).limit(limit)
+            .with_for_update(skip_locked=True, of=Order, key_share=True)
+            .execution_options(populate_existing=True))
+    return list(session.scalars(stmt))
+
+
+def matched_order_ids(session: Session, order_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of ``order_ids``, the ones that already have invitations."""
+    if not order_ids:
+        return set()
+    return set(session.scalars(select(OrderMatch.order_id).distinct()
+                               .where(OrderMatch.order_id.in_(order_ids))))
+
+
+def no_show_providers(session: Session, order_ids: Sequence[uuid.UUID]
+                      ) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """order id -> providers who did not show up for it (never matched to it again)."""
+    out: dict[uuid.UUID, set[uuid.UUID]] = {}
+    if not order_ids:
+        return out
+    for order_id, provider_id in session.execute(
+            select(ProviderNoShow.order_id, ProviderNoShow.provider_id)
+            .where(ProviderNoShow.order_id.in_(order_ids))):
+        out.setdefault(order_id, set()).add(provider_id)
+    return out
+
+
 def find_tracked_orders(session: Session, provider_id: uuid.UUID) -> list[Order]:
     """The provider's accepted or active orders (the ones with a geofence)."""
     return list(session.scalars(select(Order).where(
@@ -142,6 +196,15 @@ def has_matches(session: Session, order_id: uuid.UUID) -> bool:
 def find_matches_for_order(session: Session, order_id: uuid.UUID) -> list[OrderMatch]:
     return list(session.scalars(select(OrderMatch).where(OrderMatch.order_id == order_id)
                                 .order_by(OrderMatch.rank, OrderMatch.id)))
+
+
+def find_open_matches(session: Session, order_ids: Sequence[uuid.UUID]) -> list[OrderMatch]:
+    """Open invitations and offers of these orders, by order then rank."""
+    if not order_ids:
+        return []
+    return list(session.scalars(select(OrderMatch).where(
+        OrderMatch.order_id.in_(order_ids), OrderMatch.status.in_(OPEN_MATCH_STATUSES))
+        .order_by(OrderMatch.order_id, OrderMatch.rank, OrderMatch.id)))
 
 
 def find_match(session: Session, match_id: uuid.UUID, *, for_update: bool = False

@@ -71,11 +71,6 @@ def no_show_count(session: Session, provider_id: uuid.UUID) -> int:
         ProviderNoShow.provider_id == provider_id)) or 0)
 
 
-def no_show_provider_ids(session: Session, order_id: uuid.UUID) -> set[uuid.UUID]:
-    return set(session.scalars(select(ProviderNoShow.provider_id).where(
-        ProviderNoShow.order_id == order_id)))
-
-
 def forget_matching(session: Session, order_id: uuid.UUID) -> None:
     """The first round's matches and dispatch of a re-opened order (it is matched afresh)."""
     session.execute(delete(OrderDispatch).where(OrderDispatch.order_id == order_id)

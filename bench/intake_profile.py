@@ -1,0 +1,79 @@
+"""Where one matching pass spends its time (issue 16): cProfile of ``tasks.matching._pass`` in
+this process, for batches of 1, 10 and 50 new orders, on a throwaway database with N providers
+online around New York (the intake bench's setup, without the load).
+
+Run:  .venv/bin/python -m bench.intake_profile [--providers 2000] [--top 45]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from bench.matching_e2e_bench import NYC, REDIS_URL, _env, _seed
+from bench.scratch import create_database, drop_database
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--providers", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=45)
+    args = parser.parse_args()
+    name, url = create_database()
+    store = redis.Redis.from_url(REDIS_URL)
+    store.flushdb()
+    rng = random.Random(1)
+    try:
+        creator_id = _seed(url, args.providers, rng)
+        os.environ.update(_env(url))
+        from api import create_app
+        from api.auth.tokens import issue_access_token
+        from db.models import User
+        from tasks.matching import _pass
+
+        app = create_app()
+        svc: Any = app.extensions["taplive"]
+        with app.app_context():
+            creator = svc.db.session().get(User, creator_id)
+            headers = {"Authorization": f"Bearer {issue_access_token(creator)}"}
+            svc.db.session.remove()
+        client = app.test_client()
+
+        def post() -> uuid.UUID:
+            body = {"title": "Bench stream", "serviceRadius": 1500, "baseAmount": "25.00",
+                    "currency": "USD",
+                    "location": {"latitude": NYC[0] + rng.gauss(0, 0.02),
+                                 "longitude": NYC[1] + rng.gauss(0, 0.025)}}
+            response = client.post("/api/v1/orders", json=body, headers=headers)
+            assert response.status_code == 201, response.json
+            return uuid.UUID(response.json["data"]["order"]["id"])
+
+        with app.app_context():
+            _pass(svc, post(), wait=False)  # the index build and the statement caches
+            for n in (1, 10, 50):
+                ids = [post() for _ in range(n)]
+                profile = cProfile.Profile()
+                started = time.perf_counter()
+                profile.enable()
+                invited = _pass(svc, ids[0], wait=False)
+                profile.disable()
+                print(f"\n=== one pass, {n} orders: {invited} invitations in "
+                      f"{(time.perf_counter() - started) * 1000:.1f} ms", flush=True)
+                if n == 50:
+                    pstats.Stats(profile).sort_stats("cumulative").print_stats(args.top)
+    finally:
+        store.flushdb()
+        drop_database(name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
