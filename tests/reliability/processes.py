@@ -1,0 +1,209 @@
+"""The production processes of one load-and-faults run, as real subprocesses on free ports:
+a redis-server of the run's own (the broker, cache and offline processor's store, with the
+append-only file production's broker has), gunicorn on ``api.wsgi:app``, a Celery worker
+(prefork, every queue) and Celery beat. Supervised by ``workers.supervisor.Supervisor`` (each
+child leads a session, stops in dependency order); a restart policy thread brings a dead worker
+back, as compose's ``restart: unless-stopped`` or Kubernetes would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from core.embedded_redis import free_port, start_redis_server
+from workers.queues import ALL_QUEUES
+from workers.supervisor import Supervisor
+
+REPO = Path(__file__).resolve().parents[2]
+WEBHOOK_SECRET = "whsec_reliability"
+# How long after the worker's death the "restart policy" starts it again (compose restarts at
+# once; Kubernetes backs off from 10 s: a second is between the two and keeps the run short).
+RESTART_AFTER_S = 1.0
+
+
+def run_settings(database_url: str, redis_url: str, secret: str) -> dict[str, str]:
+    """The environment every process of the run shares. What differs from production, and why:
+    the offline processor in Redis (localstripe has no transfers, so settlement could not run
+    against it; the offline processor logs every action it really performs, which is what the
+    invariants need); the dispute window and settlement grace at 0 and a stream proof of 1 s
+    with a 1 s grace (the run would otherwise wait days and minutes); a 15 s broker visibility
+    timeout (production: 1 h) so a message held by a SIGKILLed worker comes back within the
+    run; no rate limits (all clients share one address)."""
+    return {
+        "APP_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+        "SECRET_KEY": secret, "JWT_SECRET_KEY": secret + "-jwt", "JWT_ACCESS_TTL_S": "86400",
+        "LOG_FORMAT": "console", "LOG_LEVEL": "WARNING",
+        "PAYMENT_GATEWAY": "offline", "PAYMENT_METHOD_REQUIRED": "true",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DISPUTE_WINDOW_HOURS": "0", "PAYMENT_SETTLEMENT_GRACE_MINUTES": "0",
+        "STREAM_PROOF_REQUIRED": "true", "STREAM_MIN_SECONDS": "1", "STREAM_GRACE_S": "1",
+        "CELERY_VISIBILITY_TIMEOUT_S": "15", "RATE_LIMIT_ENABLED": "false",
+        "DB_POOL_SIZE": "10", "STREAM_CALLBACK_SECRET": callback_secret(secret),
+    }
+
+
+def callback_secret(secret: str) -> str:
+    """The secret nginx-rtmp would put in its callback URLs (the harness plays nginx)."""
+    return secret + "-rtmp-callbacks"
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@dataclass
+class Stack:
+    """Start, kill, restart and stop the run's processes; ``log`` records every action."""
+
+    database_url: str
+    workdir: Path
+    secret: str
+    worker_concurrency: int = 2
+    api_workers: int = 2
+    say: Callable[[str], None] = print
+    redis_port: int = 0
+    api_port: int = 0
+    supervisor: Supervisor = field(init=False)
+    worker_restarts: int = 0
+    _watch: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        self.redis_port, self.api_port = free_port(), free_port()
+        env = {**os.environ, **run_settings(self.database_url, self.redis_url, self.secret)}
+        env.pop("TAPLIVE_FAULT_POINT", None)
+        self.supervisor = Supervisor(env=env, cwd=REPO, say=self.say)
+        self.start_redis()
+        python = sys.executable
+        self.supervisor.start("api", [
+            python, "-m", "gunicorn", "api.wsgi:app", "--bind", f"127.0.0.1:{self.api_port}",
+            "--workers", str(self.api_workers), "--threads", "4", "--graceful-timeout", "4"],
+            grace_s=5)
+        self.start_worker()
+        self.start_beat("beat")
+        _wait_http(f"{self.base_url}/health", 60)
+        self._watch = threading.Thread(target=self._restart_policy, daemon=True)
+        self._watch.start()
+
+    # ------------------------------------------------------------------------- the broker
+    def start_redis(self) -> None:
+        proc, _ = start_redis_server(self.workdir / "redis", persist=False, own_session=True,
+                                     port=self.redis_port, appendonly=True)
+        self.supervisor.adopt("redis", proc, grace_s=10)
+
+    def restart_broker(self) -> float:
+        """SIGTERM redis-server (it writes its append-only file out and exits), start it again
+        on the same port with the same data: a broker restart as ``docker restart`` does it.
+        Returns the seconds it was down."""
+        began = time.monotonic()
+        proc = self.supervisor.children["redis"]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        self.start_redis()
+        return time.monotonic() - began
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+    # ------------------------------------------------------------------- worker and beat
+    def start_worker(self) -> None:
+        self.supervisor.start("worker", [
+            sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
+            "--queues", ",".join(ALL_QUEUES), "--concurrency", str(self.worker_concurrency),
+            "--hostname", f"reliability-{time.monotonic_ns()}@%h", "--loglevel", "WARNING"],
+            grace_s=10)
+
+    def start_beat(self, name: str) -> None:
+        """Beat with the production schedule, the payment sweeps' intervals shortened
+        (``tests.reliability.fast_beat``); ``name`` "beat2" is the duplicate."""
+        self.supervisor.start(name, [
+            sys.executable, "-m", "celery", "-A", "tests.reliability.fast_beat", "beat",
+            "--loglevel", "WARNING",
+            "--schedule", str(self.workdir / f"{name}-schedule")], grace_s=5)
+
+    def stop_beat(self, name: str) -> None:
+        proc = self.supervisor.children.pop(name)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def worker_children(self) -> list[int]:
+        """The pool processes of the running worker (its main process's children)."""
+        main = self.supervisor.children["worker"].pid
+        try:
+            raw = Path(f"/proc/{main}/task/{main}/children").read_text()
+        except OSError:
+            return []
+        return [int(pid) for pid in raw.split()]
+
+    def kill_worker_child(self) -> int | None:
+        children = self.worker_children()
+        if not children:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(children[0], signal.SIGKILL)
+        return children[0]
+
+    def kill_worker(self) -> int:
+        """SIGKILL the worker's main process (its pool children die with their parent: the
+        pool watches it); the restart policy starts a new one."""
+        proc = self.supervisor.children["worker"]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        return proc.pid
+
+    def _restart_policy(self) -> None:
+        while not self._stop.wait(0.2):
+            proc = self.supervisor.children.get("worker")
+            if proc is not None and proc.poll() is not None:
+                # Whatever of its tree is left (orphaned pool processes) goes first.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                self.say(f"worker exited ({proc.returncode}); restarting in "
+                         f"{RESTART_AFTER_S:.0f} s")
+                time.sleep(RESTART_AFTER_S)
+                self.start_worker()
+                self.worker_restarts += 1
+
+    def dead(self) -> list[str]:
+        return [name for name in self.supervisor.dead() if name != "worker"]
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join(timeout=5)
+        self.supervisor.stop_all()
