@@ -154,3 +154,60 @@ def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
         assert totals == {"USD": 0}
         postings = session.scalar(select(func.count()).select_from(LedgerTransaction))
         assert postings == 3 * len(POINTS)  # capture, settle, payout: once each
+
+
+def test_a_settlement_sweep_killed_mid_round_continues_when_its_message_comes_back(
+        fault_app: Flask, pg_url: str) -> None:
+    """Found by the load-and-faults run (tests/reliability/): a pool child SIGKILLed during the
+    first round of ``payments.settle_due`` (beat's message, no chain yet) left the chain's
+    lease held by a token nobody knew, so the redelivered message (the same task, handed back
+    because its worker died) found "another chain running" and settled nothing until the
+    lease lapsed (7 minutes; with a 10-minute tick, up to 10). The round's token is now its
+    message's id: the redelivery takes its own lease back and settles at once."""
+    database = fault_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            people = {"creator": factories.UserFactory(),
+                      "provider": factories.UserFactory(provider=True, verified=True)}
+        finally:
+            factories.bind(None)
+        session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                  account_ref="acct_sweeptest", payouts_enabled=True))
+    celery = fault_app.extensions["celery"]
+    orders = [_delivered_order(fault_app, people) for _ in range(3)]
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        healthy = _worker(pg_url, None, visibility_s=1)
+        workers.append(healthy)
+        for order_id in orders:
+            celery.send_task("payments.capture", args=[str(order_id)])
+        deadline = time.monotonic() + 60
+        while {_state(fault_app, o) for o in orders} != {"captured"}:
+            assert time.monotonic() < deadline, [_state(fault_app, o) for o in orders]
+            time.sleep(0.2)
+        healthy.terminate()
+        healthy.wait(timeout=20)
+        dying = _worker(pg_url, "settle.before_transfer", visibility_s=1)
+        workers.append(dying)
+        celery.send_task("payments.settle_due")  # beat's tick: no chain, no cursor
+        assert dying.wait(timeout=90) == -9, "the worker did not die at the transfer"
+        # The same message comes back to a healthy worker (1 s visibility): nothing else is
+        # sent, no beat tick; it must settle all three well before any lease could lapse.
+        workers.append(_worker(pg_url, None, visibility_s=1))
+        deadline = time.monotonic() + 45
+        while {_state(fault_app, o) for o in orders} != {"settled"}:
+            assert time.monotonic() < deadline, [_state(fault_app, o) for o in orders]
+            time.sleep(0.3)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    with fault_app.app_context():
+        operations = payments().gateway.operations()  # type: ignore[attr-defined]
+    transfers = [op["order"] for op in operations if op["op"] == "transfer"]
+    assert sorted(transfers) == sorted(str(o) for o in orders)  # once each

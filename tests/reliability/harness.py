@@ -20,7 +20,6 @@ import math
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -70,6 +69,8 @@ class Report:
     webhooks_delivered: int
     notifications: int
     client_failures: list[str]
+    tracebacks: dict[str, int]  # per process log (worker kills leave some: WorkerLostError)
+    logs: str
     violations: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -86,6 +87,7 @@ class Report:
             f"faults: {self.fault_counts}; worker restarts {self.worker_restarts}; webhooks "
             f"delivered {self.webhooks_delivered}; notifications {self.notifications}",
             f"statuses: {self.statuses}",
+            f"tracebacks in the logs ({self.logs}): {self.tracebacks}",
             "",
             "| endpoint | n | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|",
             *(f"| {name} | {row['n']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
@@ -125,6 +127,7 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
     engine = make_engine(database_url)
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    report: Report | None = None
     try:
         stack.start()
         issuer = TokenIssuer(SECRET + "-jwt", 86_400, 86_400)
@@ -180,7 +183,7 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
         outcomes: dict[str, int] = {}
         for plan in plans:
             outcomes[plan.outcome] = outcomes.get(plan.outcome, 0) + 1
-        return Report(
+        report = Report(
             config=asdict(config), orders_by_outcome=outcomes, load_s=load_s, drain_s=drain_s,
             requests=len(recorder.samples),
             requests_per_s=len(recorder.samples) / load_s,
@@ -196,10 +199,14 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
             faults=log.entries, fault_counts=log.counts(),
             worker_restarts=stack.worker_restarts, webhooks_delivered=webhooks.delivered,
             notifications=invariants.notification_count(engine),
-            client_failures=recorder.failures, violations=violations)
+            client_failures=recorder.failures, tracebacks={}, logs=str(workdir),
+            violations=violations)
+        return report
     finally:
         stop.set()
         stack.stop()
+        if report is not None:
+            report.tracebacks = stack.tracebacks()
         engine.dispose()
 
 
@@ -225,19 +232,19 @@ def main(argv: list[str] | None = None) -> int:
     config = RunConfig(orders=args.orders, clients=args.clients, seed=args.seed,
                        worker_concurrency=args.worker_concurrency,
                        api_workers=args.api_workers, quiesce_s=args.quiesce)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    workdir = args.out / f"run-{stamp}"  # the processes' logs, kept
+    workdir.mkdir(parents=True, exist_ok=True)
     name, url = create_database()
     try:
         engine = make_engine(url)
         migrate.upgrade(engine)
         engine.dispose()
-        with tempfile.TemporaryDirectory(prefix="taplive-reliability-") as workdir:
-            report = run(url, config, Path(workdir))
+        report = run(url, config, workdir)
     finally:
         drop_database(name)
     text = report.markdown()
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"load-faults-{stamp}.md").write_text(text + "\n")
     (args.out / f"load-faults-{stamp}.json").write_text(
         json.dumps(asdict(report), indent=2, default=str) + "\n")

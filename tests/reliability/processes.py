@@ -106,7 +106,7 @@ class Stack:
         self.supervisor = Supervisor(env=env, cwd=REPO, say=self.say)
         self.start_redis()
         python = sys.executable
-        self.supervisor.start("api", [
+        self._spawn("api", [
             python, "-m", "gunicorn", "api.wsgi:app", "--bind", f"127.0.0.1:{self.api_port}",
             "--workers", str(self.api_workers), "--threads", "4", "--graceful-timeout", "4"],
             grace_s=5)
@@ -115,6 +115,21 @@ class Stack:
         _wait_http(f"{self.base_url}/health", 60)
         self._watch = threading.Thread(target=self._restart_policy, daemon=True)
         self._watch.start()
+
+    def _spawn(self, name: str, argv: list[str], grace_s: float) -> None:
+        """As ``Supervisor.start`` (a session of its own), its output appended to
+        ``<workdir>/<name>.log`` (restarts append to the same file)."""
+        with (self.workdir / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(argv, env={**self.supervisor.env,
+                                               "SERVICE_NAME": f"taplive-{name}"},
+                                    cwd=REPO, start_new_session=True, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        self.supervisor.adopt(name, proc, grace_s)
+
+    def tracebacks(self) -> dict[str, int]:
+        """How many tracebacks each process's log holds (for the report)."""
+        return {path.stem: path.read_text(errors="replace").count("Traceback")
+                for path in sorted(self.workdir.glob("*.log"))}
 
     # ------------------------------------------------------------------------- the broker
     def start_redis(self) -> None:
@@ -138,7 +153,7 @@ class Stack:
 
     # ------------------------------------------------------------------- worker and beat
     def start_worker(self) -> None:
-        self.supervisor.start("worker", [
+        self._spawn("worker", [
             sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
             "--queues", ",".join(ALL_QUEUES), "--concurrency", str(self.worker_concurrency),
             "--hostname", f"reliability-{time.monotonic_ns()}@%h", "--loglevel", "WARNING"],
@@ -147,7 +162,7 @@ class Stack:
     def start_beat(self, name: str) -> None:
         """Beat with the production schedule, the payment sweeps' intervals shortened
         (``tests.reliability.fast_beat``); ``name`` "beat2" is the duplicate."""
-        self.supervisor.start(name, [
+        self._spawn(name, [
             sys.executable, "-m", "celery", "-A", "tests.reliability.fast_beat", "beat",
             "--loglevel", "WARNING",
             "--schedule", str(self.workdir / f"{name}-schedule")], grace_s=5)
