@@ -45,7 +45,7 @@ class RunConfig:
     clients: int = 6
     seed: int = 14
     worker_concurrency: int = 2
-    api_workers: int = 2
+    api_workers: int = 4
     quiesce_s: float = 90.0
 
 
@@ -65,7 +65,7 @@ class Report:
     capture_lag_s: dict[str, float]
     faults: list[tuple[float, str, str]]
     fault_counts: dict[str, int]
-    worker_restarts: int
+    restarts: dict[str, int]  # by the restart policy, per process
     webhooks_delivered: int
     notifications: int
     client_failures: list[str]
@@ -84,7 +84,7 @@ class Report:
             f"load {self.load_s:.1f} s, drain {self.drain_s:.1f} s; {self.requests} requests "
             f"({self.requests_per_s:.1f}/s during the load); {self.orders_settled} orders "
             f"settled ({self.orders_settled_per_s:.2f}/s over load + drain)",
-            f"faults: {self.fault_counts}; worker restarts {self.worker_restarts}; webhooks "
+            f"faults: {self.fault_counts}; restarted by the policy {self.restarts}; webhooks "
             f"delivered {self.webhooks_delivered}; notifications {self.notifications}",
             f"statuses: {self.statuses}",
             f"tracebacks in the logs ({self.logs}): {self.tracebacks}",
@@ -197,7 +197,7 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
                            "p50": round(statistics.median(lags), 2) if lags else math.nan,
                            "p99": round(percentile(lags, 99), 2) if lags else math.nan},
             faults=log.entries, fault_counts=log.counts(),
-            worker_restarts=stack.worker_restarts, webhooks_delivered=webhooks.delivered,
+            restarts=stack.restarts, webhooks_delivered=webhooks.delivered,
             notifications=invariants.notification_count(engine),
             client_failures=recorder.failures, tracebacks={}, logs=str(workdir),
             violations=violations)
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--api-workers", type=int, default=2)
+    parser.add_argument("--api-workers", type=int, default=4)
     parser.add_argument("--quiesce", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=REPO / "var" / "reliability")
     args = parser.parse_args(argv)

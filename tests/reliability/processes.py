@@ -81,12 +81,13 @@ class Stack:
     workdir: Path
     secret: str
     worker_concurrency: int = 2
-    api_workers: int = 2
+    api_workers: int = 4  # the Procfile's WEB_CONCURRENCY default: sync workers, 2 per core
     say: Callable[[str], None] = print
     redis_port: int = 0
     api_port: int = 0
     supervisor: Supervisor = field(init=False)
-    worker_restarts: int = 0
+    restarts: dict[str, int] = field(default_factory=dict)  # by the restart policy, by name
+    _starters: dict[str, Callable[[], None]] = field(default_factory=dict)
     _watch: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,16 +106,20 @@ class Stack:
         env.pop("TAPLIVE_FAULT_POINT", None)
         self.supervisor = Supervisor(env=env, cwd=REPO, say=self.say)
         self.start_redis()
-        python = sys.executable
-        self._spawn("api", [
-            python, "-m", "gunicorn", "api.wsgi:app", "--bind", f"127.0.0.1:{self.api_port}",
-            "--workers", str(self.api_workers), "--threads", "4", "--graceful-timeout", "4"],
-            grace_s=5)
+        self._starters["api"] = self._start_api
+        self._start_api()
         self.start_worker()
         self.start_beat("beat")
         _wait_http(f"{self.base_url}/health", 60)
         self._watch = threading.Thread(target=self._restart_policy, daemon=True)
         self._watch.start()
+
+    def _start_api(self) -> None:
+        python = sys.executable
+        self._spawn("api", [
+            python, "-m", "gunicorn", "api.wsgi:app", "--bind", f"127.0.0.1:{self.api_port}",
+            "--workers", str(self.api_workers), "--graceful-timeout", "4"],
+            grace_s=5)
 
     def _spawn(self, name: str, argv: list[str], grace_s: float) -> None:
         """As ``Supervisor.start`` (a session of its own), its output appended to
@@ -153,6 +158,7 @@ class Stack:
 
     # ------------------------------------------------------------------- worker and beat
     def start_worker(self) -> None:
+        self._starters["worker"] = self.start_worker
         self._spawn("worker", [
             sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
             "--queues", ",".join(ALL_QUEUES), "--concurrency", str(self.worker_concurrency),
@@ -168,7 +174,8 @@ class Stack:
             "--schedule", str(self.workdir / f"{name}-schedule")], grace_s=5)
 
     def stop_beat(self, name: str) -> None:
-        proc = self.supervisor.children.pop(name)
+        with self._lock:
+            proc = self.supervisor.children.pop(name)
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -202,17 +209,26 @@ class Stack:
         return proc.pid
 
     def _restart_policy(self) -> None:
+        """Any process of the run that exits (a SIGKILLed worker; Celery's "Could not start
+        worker processes" after a pool child died during its start; a beat that lost the
+        broker) is started again, as every deployment's restart policy does. Redis is the
+        fault schedule's to restart."""
         while not self._stop.wait(0.2):
-            proc = self.supervisor.children.get("worker")
-            if proc is not None and proc.poll() is not None:
+            with self._lock:
+                dead = [(name, proc) for name, proc in self.supervisor.children.items()
+                        if name != "redis" and proc.poll() is not None]
+            for name, proc in dead:
                 # Whatever of its tree is left (orphaned pool processes) goes first.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                self.say(f"worker exited ({proc.returncode}); restarting in "
+                self.say(f"{name} exited ({proc.returncode}); restarting in "
                          f"{RESTART_AFTER_S:.0f} s")
                 time.sleep(RESTART_AFTER_S)
-                self.start_worker()
-                self.worker_restarts += 1
+                with self._lock:
+                    if self._stop.is_set() or self.supervisor.children.get(name) is not proc:
+                        continue  # stopping, or the schedule already replaced it
+                    self._starters[name]()
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
 
     def dead(self) -> list[str]:
         return [name for name in self.supervisor.dead() if name != "worker"]
