@@ -192,10 +192,14 @@ class Stack:
             return []
         return [int(pid) for pid in raw.split()]
 
-    def kill_worker_child(self) -> int | None:
-        children = self.worker_children()
-        if not children:
-            return None
+    def kill_worker_child(self, wait_s: float = 15.0) -> int | None:
+        """SIGKILL one pool process; a worker still starting (after a restart) is waited for
+        until its pool is up, so the fault lands."""
+        deadline = time.monotonic() + wait_s
+        while not (children := self.worker_children()):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
         with contextlib.suppress(ProcessLookupError):
             os.kill(children[0], signal.SIGKILL)
         return children[0]
