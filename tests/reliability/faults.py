@@ -102,7 +102,7 @@ class WebhookReplayer:
     _seen: int = 0
 
     def deliver_new(self) -> None:
-        operations = _operations(self.stack)
+        operations = self.stack.processor_log()
         fresh, self._seen = operations[self._seen:], len(operations)
         events = [_event(op) for op in fresh if op["op"] in EVENT_OF_OP]
         for event in reversed(events):  # out of order: newest first
@@ -132,12 +132,6 @@ class WebhookReplayer:
             with contextlib.suppress(OSError, redis.RedisError):
                 self.deliver_new()
         self.deliver_new()
-
-
-def _operations(stack: Stack) -> list[dict[str, Any]]:
-    from domain.payments.offline import RedisStore
-
-    return RedisStore(stack.redis()).members("operations")
 
 
 def _event(op: dict[str, Any]) -> dict[str, Any]:

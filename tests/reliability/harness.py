@@ -167,7 +167,7 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
             "orders (lost or stuck)": invariants.check_orders(engine, all_created,
                                                               stopped_early),
             "processor (double hold/capture/refund/transfer)": invariants.check_gateway(
-                engine, _processor_log(stack)),
+                engine, stack.processor_log()),
             "ledger (balanced per currency, one posting per kind)":
                 invariants.check_ledger(engine),
             "notifications (none lost)": invariants.check_notifications(engine),
@@ -208,12 +208,6 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
         if report is not None:
             report.tracebacks = stack.tracebacks()
         engine.dispose()
-
-
-def _processor_log(stack: Stack) -> list[dict[str, Any]]:
-    from domain.payments.offline import RedisStore
-
-    return RedisStore(stack.redis()).members("operations")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from core.embedded_redis import free_port, start_redis_server
+from domain.payments.offline import RedisStore
 from workers.queues import ALL_QUEUES
 from workers.supervisor import Supervisor
 
@@ -155,6 +157,10 @@ class Stack:
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
+
+    def processor_log(self) -> list[dict[str, Any]]:
+        """Every action the offline processor really performed (replays excluded)."""
+        return RedisStore(self.redis()).members("operations")
 
     # ------------------------------------------------------------------- worker and beat
     def start_worker(self) -> None:
