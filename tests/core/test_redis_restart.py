@@ -6,6 +6,7 @@ refused``), another 503."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ def test_a_client_rides_through_a_restart_of_its_server(tmp_path: Path) -> None:
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     client = make_redis(url)
     client.set("order", "held")
-    restarted: list[object] = []
+    restarted: list[subprocess.Popen[bytes]] = []
 
     def restart_later() -> None:  # down for ~0.3 s, as a process manager's restart
         time.sleep(0.3)
@@ -41,8 +42,8 @@ def test_a_client_rides_through_a_restart_of_its_server(tmp_path: Path) -> None:
     finally:
         thread.join()
         for proc in restarted:
-            proc.terminate()  # type: ignore[attr-defined]
-            proc.wait(timeout=10)  # type: ignore[attr-defined]
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def test_a_dead_redis_still_fails_within_seconds(tmp_path: Path) -> None:

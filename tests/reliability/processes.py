@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import redis
 from core.embedded_redis import free_port, start_redis_server
 from domain.payments.offline import RedisStore
 from workers.queues import ALL_QUEUES
+from workers.standalone import _wait_http
 from workers.supervisor import Supervisor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,20 +59,6 @@ def run_settings(database_url: str, redis_url: str, secret: str) -> dict[str, st
 def callback_secret(secret: str) -> str:
     """The secret nginx-rtmp would put in its callback URLs (the harness plays nginx)."""
     return secret + "-rtmp-callbacks"
-
-
-def _wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer 200 within {timeout_s} s")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -112,7 +98,8 @@ class Stack:
         self._start_api()
         self.start_worker()
         self.start_beat("beat")
-        _wait_http(f"{self.base_url}/health", 60)
+        if not _wait_http(f"{self.base_url}/health", 60):
+            raise RuntimeError(f"the API did not come up; see {self.workdir}/api.log")
         self._watch = threading.Thread(target=self._restart_policy, daemon=True)
         self._watch.start()
 
