@@ -47,6 +47,7 @@ class RunConfig:
     worker_concurrency: int = 2
     api_workers: int = 4
     quiesce_s: float = 90.0
+    split_workers: bool = False
 
 
 @dataclass
@@ -123,7 +124,7 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
     plans = plan_orders(rng, config.orders)
     fault_plan = schedule(rng, cycles=max(1, config.orders // 40))
     stack = Stack(database_url, workdir, SECRET, worker_concurrency=config.worker_concurrency,
-                  api_workers=config.api_workers)
+                  api_workers=config.api_workers, split_workers=config.split_workers)
     engine = make_engine(database_url)
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -218,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--api-workers", type=int, default=4)
     parser.add_argument("--quiesce", type=float, default=300.0)
+    parser.add_argument("--split-workers", action="store_true",
+                        help="one worker per queue group (payments | matching | the rest), "
+                             "as compose and Kubernetes run them; default: the Procfile's one")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "reliability")
     args = parser.parse_args(argv)
     from bench.scratch import create_database, drop_database
@@ -225,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = RunConfig(orders=args.orders, clients=args.clients, seed=args.seed,
                        worker_concurrency=args.worker_concurrency,
-                       api_workers=args.api_workers, quiesce_s=args.quiesce)
+                       api_workers=args.api_workers, quiesce_s=args.quiesce,
+                       split_workers=args.split_workers)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = args.out / f"run-{stamp}"  # the processes' logs, kept
     workdir.mkdir(parents=True, exist_ok=True)

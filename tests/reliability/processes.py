@@ -24,7 +24,14 @@ import redis
 
 from core.embedded_redis import free_port, start_redis_server
 from domain.payments.offline import RedisStore
-from workers.queues import ALL_QUEUES
+from workers.queues import (
+    ALL_QUEUES,
+    DEFAULT,
+    MAINTENANCE,
+    MATCHING,
+    NOTIFICATIONS,
+    PAYMENTS,
+)
 from workers.standalone import _wait_http
 from workers.supervisor import Supervisor
 
@@ -33,6 +40,9 @@ WEBHOOK_SECRET = "whsec_reliability"
 # How long after the worker's death the "restart policy" starts it again (compose restarts at
 # once; Kubernetes backs off from 10 s: a second is between the two and keeps the run short).
 RESTART_AFTER_S = 1.0
+# With ``split_workers``: which queues each worker serves.
+WORKERS = {"worker": (PAYMENTS,), "worker-matching": (MATCHING,),
+           "worker-rest": (NOTIFICATIONS, MAINTENANCE, DEFAULT)}
 
 
 def run_settings(database_url: str, redis_url: str, secret: str) -> dict[str, str]:
@@ -69,6 +79,7 @@ class Stack:
     workdir: Path
     secret: str
     worker_concurrency: int = 2
+    split_workers: bool = False
     api_workers: int = 4  # the Procfile's WEB_CONCURRENCY default: sync workers, 2 per core
     say: Callable[[str], None] = print
     redis_port: int = 0
@@ -96,7 +107,8 @@ class Stack:
         self.start_redis()
         self._starters["api"] = self._start_api
         self._start_api()
-        self.start_worker()
+        for name in (WORKERS if self.split_workers else ("worker",)):
+            self.start_worker(name)
         self.start_beat("beat")
         if not _wait_http(f"{self.base_url}/health", 60):
             raise RuntimeError(f"the API did not come up; see {self.workdir}/api.log")
@@ -150,12 +162,17 @@ class Stack:
         return RedisStore(self.redis()).members("operations")
 
     # ------------------------------------------------------------------- worker and beat
-    def start_worker(self) -> None:
-        self._starters["worker"] = self.start_worker
-        self._spawn("worker", [
+    def start_worker(self, name: str = "worker") -> None:
+        """``worker`` serves every queue (the Procfile's), or, with ``split_workers``, the
+        payments queue only, beside ``worker-matching`` and ``worker-rest`` (compose's and
+        Kubernetes' split: payments never wait behind matching). The faults hit ``worker``."""
+        queues = WORKERS[name] if self.split_workers else ALL_QUEUES
+        self._starters[name] = lambda: self.start_worker(name)
+        concurrency = self.worker_concurrency if name == "worker" else 1
+        self._spawn(name, [
             sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
-            "--queues", ",".join(ALL_QUEUES), "--concurrency", str(self.worker_concurrency),
-            "--hostname", f"reliability-{time.monotonic_ns()}@%h", "--loglevel", "WARNING"],
+            "--queues", ",".join(queues), "--concurrency", str(concurrency),
+            "--hostname", f"{name}-{time.monotonic_ns()}@%h", "--loglevel", "WARNING"],
             grace_s=10)
 
     def start_beat(self, name: str) -> None:
@@ -226,9 +243,6 @@ class Stack:
                         continue  # stopping, or the schedule already replaced it
                     self._starters[name]()
                     self.restarts[name] = self.restarts.get(name, 0) + 1
-
-    def dead(self) -> list[str]:
-        return [name for name in self.supervisor.dead() if name != "worker"]
 
     def stop(self) -> None:
         self._stop.set()
