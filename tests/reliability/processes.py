@@ -130,7 +130,8 @@ class Stack:
                                                "SERVICE_NAME": f"taplive-{name}"},
                                     cwd=REPO, start_new_session=True, stdout=out,
                                     stderr=subprocess.STDOUT)
-        self.supervisor.adopt(name, proc, grace_s)
+        with self._lock:
+            self.supervisor.adopt(name, proc, grace_s)
 
     def tracebacks(self) -> dict[str, int]:
         """How many tracebacks each process's log holds (for the report)."""
@@ -141,7 +142,8 @@ class Stack:
     def start_redis(self) -> None:
         proc, _ = start_redis_server(self.workdir / "redis", persist=False, own_session=True,
                                      port=self.redis_port, appendonly=True)
-        self.supervisor.adopt("redis", proc, grace_s=10)
+        with self._lock:
+            self.supervisor.adopt("redis", proc, grace_s=10)
 
     def restart_broker(self) -> float:
         """SIGTERM redis-server (it writes its append-only file out and exits), start it again
@@ -228,21 +230,27 @@ class Stack:
         broker) is started again, as every deployment's restart policy does. Redis is the
         fault schedule's to restart."""
         while not self._stop.wait(0.2):
+            try:
+                self._restart_dead()
+            except Exception as exc:  # the policy must outlive any one failed restart
+                self.say(f"restart policy: {exc!r}")
+
+    def _restart_dead(self) -> None:
+        with self._lock:  # the fault schedule adds and removes beats concurrently
+            dead = [(name, proc) for name, proc in self.supervisor.children.items()
+                    if name != "redis" and proc.poll() is not None]
+        for name, proc in dead:
+            # Whatever of its tree is left (orphaned pool processes) goes first.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            self.say(f"{name} exited ({proc.returncode}); restarting in "
+                     f"{RESTART_AFTER_S:.0f} s")
+            time.sleep(RESTART_AFTER_S)
             with self._lock:
-                dead = [(name, proc) for name, proc in self.supervisor.children.items()
-                        if name != "redis" and proc.poll() is not None]
-            for name, proc in dead:
-                # Whatever of its tree is left (orphaned pool processes) goes first.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                self.say(f"{name} exited ({proc.returncode}); restarting in "
-                         f"{RESTART_AFTER_S:.0f} s")
-                time.sleep(RESTART_AFTER_S)
-                with self._lock:
-                    if self._stop.is_set() or self.supervisor.children.get(name) is not proc:
-                        continue  # stopping, or the schedule already replaced it
-                    self._starters[name]()
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                if self._stop.is_set() or self.supervisor.children.get(name) is not proc:
+                    continue  # stopping, or the schedule already replaced or removed it
+            self._starters[name]()
+            self.restarts[name] = self.restarts.get(name, 0) + 1
 
     def stop(self) -> None:
         self._stop.set()
