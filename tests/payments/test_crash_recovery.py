@@ -14,16 +14,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api import create_app
 from api.services import payments
@@ -211,3 +212,57 @@ def test_a_settlement_sweep_killed_mid_round_continues_when_its_message_comes_ba
         operations = payments().gateway.operations()  # type: ignore[attr-defined]
     transfers = [op["order"] for op in operations if op["op"] == "transfer"]
     assert sorted(transfers) == sorted(str(o) for o in orders)  # once each
+
+
+def test_a_webhook_racing_a_payment_task_does_not_deadlock(fault_app: Flask) -> None:
+    """Found by the load-and-faults run: ``POST /webhooks/stripe`` answered 500
+    (``DeadlockDetected``). The payment tasks lock an order, then its escrow; the webhook's
+    ``sync_intent`` locked the escrow, then the order. A task holding the order while the
+    webhook held the escrow deadlocked; PostgreSQL aborted one of them. The webhook now takes
+    the locks in the tasks' order."""
+    from domain.payments import webhooks
+    from tests.payments.conftest import CONFIG
+
+    database = fault_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            people = {"creator": factories.UserFactory(),
+                      "provider": factories.UserFactory(provider=True, verified=True)}
+        finally:
+            factories.bind(None)
+    order_id = _delivered_order(fault_app, people)
+    with database.transaction() as session:
+        intent = session.scalars(select(PaymentEscrow.intent_ref).where(
+            PaymentEscrow.order_id == order_id)).one()
+    assert intent is not None
+    errors: list[BaseException] = []
+    task_holds_order = threading.Event()
+
+    def payment_task() -> None:  # as capture/release: the order, then (later) its escrow
+        try:
+            with database.engine.begin() as conn:
+                conn.execute(text("SELECT 1 FROM live_stream_orders WHERE id = :id FOR UPDATE"),
+                             {"id": order_id})
+                task_holds_order.set()
+                time.sleep(1.0)  # the webhook meanwhile takes what it takes first
+                conn.execute(text("SELECT 1 FROM payment_escrows WHERE order_id = :id "
+                                  "FOR UPDATE"), {"id": order_id})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def webhook() -> None:
+        task_holds_order.wait(10)
+        try:
+            with fault_app.app_context(), database.transaction() as session:
+                webhooks.sync_intent(session, payments().gateway, CONFIG, intent,
+                                     datetime.now(UTC))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=payment_task), threading.Thread(target=webhook)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
