@@ -180,6 +180,7 @@ class Stack:
     def start_beat(self, name: str) -> None:
         """Beat with the production schedule, the payment sweeps' intervals shortened
         (``tests.reliability.fast_beat``); ``name`` "beat2" is the duplicate."""
+        self._starters[name] = lambda: self.start_beat(name)
         self._spawn(name, [
             sys.executable, "-m", "celery", "-A", "tests.reliability.fast_beat", "beat",
             "--loglevel", "WARNING",
