@@ -80,7 +80,11 @@ def run_round(task: Task, client: redis.Redis, name: str, chain: str | None,
     """One round of the sweep ``name``: claim (or keep) the chain's key, run ``work`` from
     ``cursor``, and re-enqueue ``task`` while work remains. Returns the orders handled
     (0 when another chain is running)."""
-    token = chain or uuid.uuid4().hex
+    # A chain's first round takes its message's id as the token: if its worker dies holding
+    # the lease (SIGKILL skips the release below), the same message handed back by the
+    # broker takes the lease back and carries on, instead of finding "another chain" and
+    # waiting for the lease to lapse (docs/reliability.md, "Load and faults").
+    token = chain or task.request.id or uuid.uuid4().hex
     time_limit = float(task.time_limit or 600)
     if not claim(client, name, token, time_limit + LEASE_SLACK_S):
         log.info("%s: another chain is running", name)

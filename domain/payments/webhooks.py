@@ -69,11 +69,16 @@ def handle(session: Session, gateway: PaymentGateway, config: PaymentConfig,
 
 def sync_intent(session: Session, gateway: PaymentGateway, config: PaymentConfig,
                 intent_ref: str, now: datetime) -> str:
-    escrow = queries.find_escrow_by_intent(session, intent_ref, for_update=True)
-    if escrow is None:
+    # The order's lock first, then its escrow's: the order every payment task takes them in.
+    # The other way round, a task holding the order while we held the escrow deadlocked
+    # (docs/reliability.md, "Load and faults"). An escrow's order and intent never change.
+    found = queries.find_escrow_by_intent(session, intent_ref)
+    if found is None:
         return "unknown-intent"
-    order = order_queries.find_by_id(session, escrow.order_id, for_update=True)
+    order = order_queries.find_by_id(session, found.order_id, for_update=True)
     assert order is not None
+    escrow = queries.find_escrow_by_order(session, order.id, for_update=True)
+    assert escrow is not None
     intent = gateway.retrieve_intent(intent_ref)
     state = EscrowState(escrow.state)
     if state is EscrowState.AWAITING_AUTHENTICATION and order.status is OrderStatus.ACCEPTED:

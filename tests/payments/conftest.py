@@ -3,6 +3,8 @@ a localstripe server for the whole session (the real ``stripe`` SDK over HTTP)."
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import subprocess
 import sys
@@ -29,6 +31,13 @@ from tests.factories import UserFactory
 
 WEBHOOK_SECRET = "whsec_test_secret"
 CONFIG = PaymentConfig(fee_policy=FeePolicy(1500, 290, 30), require_method_at_accept=True)
+
+
+def stripe_signature(body: bytes, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
+    """The ``Stripe-Signature`` header Stripe sends with ``body`` (``t=<time>,v1=<HMAC>``)."""
+    at = int(time.time()) if at is None else at
+    mac = hmac.new(secret.encode(), b"%d.%s" % (at, body), hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
 
 
 class Clock:

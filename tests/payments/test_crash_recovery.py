@@ -14,16 +14,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api import create_app
 from api.services import payments
@@ -154,3 +155,114 @@ def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
         assert totals == {"USD": 0}
         postings = session.scalar(select(func.count()).select_from(LedgerTransaction))
         assert postings == 3 * len(POINTS)  # capture, settle, payout: once each
+
+
+def test_a_settlement_sweep_killed_mid_round_continues_when_its_message_comes_back(
+        fault_app: Flask, pg_url: str) -> None:
+    """Found by the load-and-faults run (tests/reliability/): a pool child SIGKILLed during the
+    first round of ``payments.settle_due`` (beat's message, no chain yet) left the chain's
+    lease held by a token nobody knew, so the redelivered message (the same task, handed back
+    because its worker died) found "another chain running" and settled nothing until the
+    lease lapsed (7 minutes; with a 10-minute tick, up to 10). The round's token is now its
+    message's id: the redelivery takes its own lease back and settles at once."""
+    database = fault_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            people = {"creator": factories.UserFactory(),
+                      "provider": factories.UserFactory(provider=True, verified=True)}
+        finally:
+            factories.bind(None)
+        session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                  account_ref="acct_sweeptest", payouts_enabled=True))
+    celery = fault_app.extensions["celery"]
+    orders = [_delivered_order(fault_app, people) for _ in range(3)]
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        healthy = _worker(pg_url, None, visibility_s=1)
+        workers.append(healthy)
+        for order_id in orders:
+            celery.send_task("payments.capture", args=[str(order_id)])
+        deadline = time.monotonic() + 60
+        while {_state(fault_app, o) for o in orders} != {"captured"}:
+            assert time.monotonic() < deadline, [_state(fault_app, o) for o in orders]
+            time.sleep(0.2)
+        healthy.terminate()
+        healthy.wait(timeout=20)
+        dying = _worker(pg_url, "settle.before_transfer", visibility_s=1)
+        workers.append(dying)
+        celery.send_task("payments.settle_due")  # beat's tick: no chain, no cursor
+        assert dying.wait(timeout=90) == -9, "the worker did not die at the transfer"
+        # The same message comes back to a healthy worker (1 s visibility): nothing else is
+        # sent, no beat tick; it must settle all three well before any lease could lapse.
+        workers.append(_worker(pg_url, None, visibility_s=1))
+        deadline = time.monotonic() + 45
+        while {_state(fault_app, o) for o in orders} != {"settled"}:
+            assert time.monotonic() < deadline, [_state(fault_app, o) for o in orders]
+            time.sleep(0.3)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+    with fault_app.app_context():
+        operations = payments().gateway.operations()  # type: ignore[attr-defined]
+    transfers = [op["order"] for op in operations if op["op"] == "transfer"]
+    assert sorted(transfers) == sorted(str(o) for o in orders)  # once each
+
+
+def test_a_webhook_racing_a_payment_task_does_not_deadlock(fault_app: Flask) -> None:
+    """Found by the load-and-faults run: ``POST /webhooks/stripe`` answered 500
+    (``DeadlockDetected``). The payment tasks lock an order, then its escrow; the webhook's
+    ``sync_intent`` locked the escrow, then the order. A task holding the order while the
+    webhook held the escrow deadlocked; PostgreSQL aborted one of them. The webhook now takes
+    the locks in the tasks' order."""
+    from domain.payments import webhooks
+    from tests.payments.conftest import CONFIG
+
+    database = fault_app.extensions["taplive"].db
+    with database.transaction() as session:
+        factories.bind(session)
+        try:
+            people = {"creator": factories.UserFactory(),
+                      "provider": factories.UserFactory(provider=True, verified=True)}
+        finally:
+            factories.bind(None)
+    order_id = _delivered_order(fault_app, people)
+    with database.transaction() as session:
+        intent = session.scalars(select(PaymentEscrow.intent_ref).where(
+            PaymentEscrow.order_id == order_id)).one()
+    assert intent is not None
+    errors: list[BaseException] = []
+    task_holds_order = threading.Event()
+
+    def payment_task() -> None:  # as capture/release: the order, then (later) its escrow
+        try:
+            with database.engine.begin() as conn:
+                conn.execute(text("SELECT 1 FROM live_stream_orders WHERE id = :id FOR UPDATE"),
+                             {"id": order_id})
+                task_holds_order.set()
+                time.sleep(1.0)  # the webhook meanwhile takes what it takes first
+                conn.execute(text("SELECT 1 FROM payment_escrows WHERE order_id = :id "
+                                  "FOR UPDATE"), {"id": order_id})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def webhook() -> None:
+        task_holds_order.wait(10)
+        try:
+            with fault_app.app_context(), database.transaction() as session:
+                webhooks.sync_intent(session, payments().gateway, CONFIG, intent,
+                                     datetime.now(UTC))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=payment_task), threading.Thread(target=webhook)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors

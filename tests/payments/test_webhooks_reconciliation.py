@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +14,13 @@ from sqlalchemy.orm import Session
 from db.models import ProcessedWebhookEvent, User
 from domain.payments import capture, reconciliation
 from services import Payments
-from tests.payments.conftest import WEBHOOK_SECRET, accepted, deliver, escrow_of
+from tests.payments.conftest import (
+    WEBHOOK_SECRET,
+    accepted,
+    deliver,
+    escrow_of,
+    stripe_signature,
+)
 
 
 def _event(event_type: str, obj: dict[str, Any]) -> bytes:
@@ -26,10 +29,8 @@ def _event(event_type: str, obj: dict[str, Any]) -> bytes:
 
 
 def _post(client: FlaskClient, body: bytes, secret: str = WEBHOOK_SECRET) -> Any:
-    at = int(time.time())
-    mac = hmac.new(secret.encode(), b"%d.%s" % (at, body), hashlib.sha256).hexdigest()
     return client.post("/api/v1/webhooks/stripe", data=body, headers={
-        "Content-Type": "application/json", "Stripe-Signature": f"t={at},v1={mac}"})
+        "Content-Type": "application/json", "Stripe-Signature": stripe_signature(body, secret)})
 
 
 def test_webhook_rules(client: FlaskClient, people: dict[str, User], pay: Payments,
