@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     order_min_radius_m: int = 50
     order_max_radius_m: int = 50_000
     order_max_schedule_ahead_days: int = 365
-    dispute_window_hours: int = 72
+    # A float so a test run can open a window of seconds (the load-and-faults run: 0.002 h).
+    dispute_window_hours: float = Field(default=72, ge=0)
     location_max_age_s: int = 300
     order_pending_ttl_hours: int = 24
     order_expiry_grace_minutes: int = 30

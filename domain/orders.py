@@ -39,7 +39,7 @@ class OrderRules:
     min_radius_m: int = 50
     max_radius_m: int = 50_000
     max_schedule_ahead_days: int = 365
-    dispute_window_hours: int = 72
+    dispute_window_hours: float = 72
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,15 @@ from db.session import make_engine
 from domain.auth.tokens import TokenIssuer
 from tests.reliability import invariants
 from tests.reliability.faults import CYCLE_S, FaultLog, WebhookReplayer, run_faults, schedule
-from tests.reliability.market import Api, Client, Recorder, drive, plan_orders, seed_people
+from tests.reliability.market import (
+    Api,
+    Client,
+    Recorder,
+    drive,
+    plan_orders,
+    seed_admin,
+    seed_people,
+)
 from tests.reliability.processes import REPO, Stack, callback_secret
 from tests.reliability.queue_latency import QueueLatency
 
@@ -59,6 +67,7 @@ class Report:
     requests: int
     requests_per_s: float
     orders_settled: int
+    orders_refunded: int  # refund outcomes whose dispute the admin resolved with a refund
     orders_settled_per_s: float
     endpoints: dict[str, dict[str, float]]
     statuses: dict[str, int]
@@ -84,7 +93,8 @@ class Report:
             f"{self.config['clients']}, seed {self.config['seed']}",
             f"load {self.load_s:.1f} s, drain {self.drain_s:.1f} s; {self.requests} requests "
             f"({self.requests_per_s:.1f}/s during the load); {self.orders_settled} orders "
-            f"settled ({self.orders_settled_per_s:.2f}/s over load + drain)",
+            f"settled ({self.orders_settled_per_s:.2f}/s over load + drain), "
+            f"{self.orders_refunded} refunded after a dispute",
             f"faults: {self.fault_counts}; restarted by the policy {self.restarts}; webhooks "
             f"delivered {self.webhooks_delivered}; notifications {self.notifications}",
             f"statuses: {self.statuses}",
@@ -133,9 +143,10 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
         stack.start()
         issuer = TokenIssuer(SECRET + "-jwt", 86_400, 86_400)
         people = seed_people(engine, issuer, config.clients)
+        admin = seed_admin(engine, issuer)
         recorder = Recorder()
         clients = [Client(Api(stack.base_url, recorder), creator, providers,
-                          callback_secret(SECRET)) for creator, providers in people]
+                          callback_secret(SECRET), admin) for creator, providers in people]
         latency = QueueLatency(stack.redis_url)
         webhooks = WebhookReplayer(stack, recorder.add)
         load_done = threading.Event()
@@ -164,11 +175,17 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
             thread.join(timeout=30)
         stopped_early = {oid for c in clients for oid in c.created if oid not in c.finished}
         all_created = {oid: outcome for c in clients for oid, outcome in c.created.items()}
+        # The refunds the admin decided (its resolve answered 200).
+        refunds = {oid: minor for c in clients for oid, minor in c.refunds.items()
+                   if oid in c.finished}
+        operations = stack.processor_log()
         violations = {
             "orders (lost or stuck)": invariants.check_orders(engine, all_created,
                                                               stopped_early),
             "processor (double hold/capture/refund/transfer)": invariants.check_gateway(
-                engine, stack.processor_log()),
+                engine, operations),
+            "refunds (each decided refund made once, for its amount)":
+                invariants.check_refunds(engine, operations, refunds),
             "ledger (balanced per currency, one posting per kind)":
                 invariants.check_ledger(engine),
             "notifications (none lost)": invariants.check_notifications(engine),
@@ -188,7 +205,8 @@ def run(database_url: str, config: RunConfig, workdir: Path) -> Report:
             config=asdict(config), orders_by_outcome=outcomes, load_s=load_s, drain_s=drain_s,
             requests=len(recorder.samples),
             requests_per_s=len(recorder.samples) / load_s,
-            orders_settled=settled, orders_settled_per_s=settled / (load_s + drain_s),
+            orders_settled=settled, orders_refunded=len(refunds),
+            orders_settled_per_s=settled / (load_s + drain_s),
             endpoints={name: _summary([s for _, s in rows], 1000.0)
                        for name, rows in recorder.by_endpoint().items()},
             statuses=statuses,

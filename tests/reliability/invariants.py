@@ -14,12 +14,16 @@ from db.models import Notification, OutboxMessage
 from domain.realtime import OutboxEvent, route
 
 # The state each planned outcome must end in: (order status, escrow state or None = no escrow).
+# A dispute resolved with a refund cancels the order: refunded in full, the escrow ends
+# ``refunded``; in part, the rest is settled to the provider.
 EXPECTED = {"completed": ("completed", "settled"), "cancel_pending": ("cancelled", None),
-            "cancel_accepted": ("cancelled", "released")}
+            "cancel_accepted": ("cancelled", "released"),
+            "refund_full": ("cancelled", "refunded"), "refund_partial": ("cancelled", "settled")}
 # Where an order may legitimately rest when its client's flow stopped early (an answer the
-# harness reports separately): waiting for a creator or a provider, or already finished.
+# harness reports separately): waiting for a creator, a provider or an admin, or finished.
 RESTING = {("pending", None), ("cancelled", None), ("cancelled", "released"),
-           ("completed", "settled")}
+           ("completed", "settled"), ("disputed", "captured"), ("cancelled", "refunded"),
+           ("cancelled", "settled")}
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,9 @@ def check_orders(engine: Engine, planned: dict[str, str], stopped_early: set[str
 def check_gateway(engine: Engine, operations: list[dict[str, Any]]) -> list[str]:
     """At the processor: per order at most one hold, capture, cancel, refund and transfer;
     every settled order held, captured and transferred exactly once, for the amounts the
-    database booked; nothing captured or transferred for a released hold."""
+    database booked; nothing captured or transferred for a released hold; a refund at the
+    processor exactly when the database booked one, for the amount booked, and no transfer
+    for an order refunded in full."""
     per_order: dict[str, Counter[str]] = defaultdict(Counter)
     amounts: dict[tuple[str, str], int] = {}
     for op in operations:
@@ -90,9 +96,18 @@ def check_gateway(engine: Engine, operations: list[dict[str, Any]]) -> list[str]
                 for kind, count in counts.items() if count > 1]
     with engine.connect() as conn:
         escrows = conn.execute(text(
-            "SELECT order_id, state, captured_minor FROM payment_escrows")).all()
-    for order_id, state, captured in escrows:
+            "SELECT order_id, state, captured_minor, refunded_minor FROM payment_escrows")).all()
+    for order_id, state, captured, refunded in escrows:
         counts = per_order.get(str(order_id), Counter())
+        if counts["refund"] != (1 if refunded else 0):
+            problems.append(f"order {order_id}: refunded {refunded} booked, "
+                            f"{counts['refund']} refund(s) at the processor")
+        elif refunded and amounts[(str(order_id), "refund")] != refunded:
+            problems.append(f"order {order_id}: processor refunded "
+                            f"{amounts[(str(order_id), 'refund')]}, booked {refunded}")
+        if state == "refunded" and (counts["transfer"] or refunded != captured):
+            problems.append(f"order {order_id} refunded in full ({refunded} of {captured}) "
+                            f"with {dict(counts)} at the processor")
         if state == "settled":
             if (counts["hold"], counts["capture"], counts["transfer"]) != (1, 1, 1):
                 problems.append(f"order {order_id} settled with {dict(counts)} at the processor")
@@ -105,9 +120,28 @@ def check_gateway(engine: Engine, operations: list[dict[str, Any]]) -> list[str]
     return problems
 
 
+def check_refunds(engine: Engine, operations: list[dict[str, Any]], planned: dict[str, int]
+                  ) -> list[str]:
+    """Every order whose dispute the admin resolved with a refund was refunded exactly once at
+    the processor, for the amount the admin decided (``planned``: order id -> minor units),
+    and the database booked that amount."""
+    refunds: dict[str, list[int]] = defaultdict(list)
+    for op in operations:
+        if op["op"] == "refund" and op.get("order"):
+            refunds[str(op["order"])].append(int(op.get("amount") or 0))
+    with engine.connect() as conn:
+        booked = {str(oid): int(minor) for oid, minor in conn.execute(text(
+            "SELECT order_id, refunded_minor FROM payment_escrows"))}
+    return [f"order {oid}: refund of {want} decided, processor refunded {refunds.get(oid, [])}"
+            f", booked {booked.get(oid)}"
+            for oid, want in planned.items()
+            if refunds.get(oid, []) != [want] or booked.get(oid) != want]
+
+
 def check_ledger(engine: Engine) -> list[str]:
     """Every posting balances per currency, so every currency's total is zero; no order has a
-    posting of one kind twice; every settled escrow has exactly one capture posting."""
+    posting of one kind twice; every settled escrow has exactly one capture posting, every
+    refunded one (in full or in part) exactly one refund posting."""
     with engine.connect() as conn:
         unbalanced = conn.execute(text(
             "SELECT t.id, t.kind, e.currency, sum(e.amount_minor) FROM ledger_transactions t "
@@ -123,12 +157,18 @@ def check_ledger(engine: Engine) -> list[str]:
             "SELECT e.order_id FROM payment_escrows e WHERE e.state = 'settled' AND "
             "(SELECT count(*) FROM ledger_transactions t WHERE t.order_id = e.order_id "
             "AND t.kind = 'capture') <> 1")).all()
+        unbooked = conn.execute(text(
+            "SELECT e.order_id FROM payment_escrows e WHERE e.refunded_minor > 0 AND "
+            "(SELECT count(*) FROM ledger_transactions t WHERE t.order_id = e.order_id "
+            "AND t.kind = 'refund') <> 1")).all()
     return ([f"posting {tid} ({kind}) unbalanced in {cur}: {total}"
              for tid, kind, cur, total in unbalanced]
             + [f"ledger total in {cur} is {total}" for cur, total in totals]
             + [f"order {oid}: {count} '{kind}' postings" for oid, kind, count in doubled]
             + [f"order {oid} settled without exactly one capture posting"
-               for (oid,) in uncaptured])
+               for (oid,) in uncaptured]
+            + [f"order {oid} refunded without exactly one refund posting"
+               for (oid,) in unbooked])
 
 
 def check_notifications(engine: Engine) -> list[str]:

@@ -13,7 +13,14 @@ whole lifecycle over HTTP:
   them (form POSTs to ``/internal/rtmp/*`` with the secret), no video is published: the ingest
   itself is tests/streams/'s subject.
 * **cancelled while pending**: create, then cancel;
-* **cancelled after acceptance**: create, apply, accept (a hold), cancel (the hold released).
+* **cancelled after acceptance**: create, apply, accept (a hold), cancel (the hold released);
+* **refunded** (a share taken from the completed ones, alternately in full and a third of it):
+  completed as above, then the creator disputes within the run's dispute window (a few
+  seconds), waits until the payment is captured and an admin resolves the dispute with
+  ``refund`` (``refundAmount`` for the partial one) through the admin endpoint; the
+  ``payments.apply_resolution`` task refunds at the processor, settlement pays any rest. The
+  wait for the capture is deliberate: a refund decided before the capture only captures less
+  (docs/payments.md), which would leave the processor's refund path unexercised.
 
 Every response is recorded (endpoint template, status, latency). A transport error (the
 server refused or dropped the connection) counts as an error of status 0.
@@ -29,7 +36,7 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +49,16 @@ from tests import factories
 
 CITIES = [(40.7128, -74.0060), (51.5074, -0.1278), (48.8566, 2.3522), (35.6762, 139.6503)]
 PROVIDERS_PER_CLIENT = 3
-OUTCOMES = (("completed", 0.8), ("cancel_pending", 0.1), ("cancel_accepted", 0.1))
+# "refund" becomes refund_full and refund_partial in turn (both kinds in even a short run).
+OUTCOMES = (("completed", 0.7), ("refund", 0.1), ("cancel_pending", 0.1),
+            ("cancel_accepted", 0.1))
+REFUNDS = ("refund_full", "refund_partial")
+POLL_S = 0.25
+# How long a refund flow waits for completion (the streams.finish_idle beat ticks every 10 s)
+# and for the capture (the payments queue; a SIGKILLed worker's message returns after the 15 s
+# visibility timeout, and payments.retry_captures ticks every 15 s).
+COMPLETION_WAIT_S = 45.0
+CAPTURE_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class Plan:
     latitude: float
     longitude: float
     amount: str
+    refund_minor: int | None = None  # refund outcomes: what goes back to the creator
 
 
 @dataclass
@@ -112,16 +129,36 @@ def seed_people(engine: Engine, issuer: TokenIssuer, clients: int
     return [(party(c), [party(p) for p in ps]) for c, ps in pairs]
 
 
+def seed_admin(engine: Engine, issuer: TokenIssuer) -> Party:
+    """The admin who resolves the run's disputes."""
+    with Session(engine, expire_on_commit=False) as session:
+        factories.bind(session)
+        try:
+            admin = factories.UserFactory(admin=True)
+            session.commit()
+        finally:
+            factories.bind(None)
+    return Party(admin.id, issuer.issue(admin))
+
+
 def plan_orders(rng: random.Random, count: int) -> list[Plan]:
     names = [name for name, _ in OUTCOMES]
     weights = [weight for _, weight in OUTCOMES]
     plans = []
+    refunds = 0
     for index in range(count):
         lat, lon = rng.choice(CITIES)
-        plans.append(Plan(index, rng.choices(names, weights)[0],
-                          round(lat + rng.uniform(-0.05, 0.05), 6),
-                          round(lon + rng.uniform(-0.05, 0.05), 6),
-                          f"{rng.randint(1500, 9000) / 100:.2f}"))
+        outcome = rng.choices(names, weights)[0]
+        latitude = round(lat + rng.uniform(-0.05, 0.05), 6)
+        longitude = round(lon + rng.uniform(-0.05, 0.05), 6)
+        minor = rng.randint(1500, 9000)
+        refund_minor = None
+        if outcome == "refund":
+            outcome = REFUNDS[refunds % 2]
+            refund_minor = minor if outcome == "refund_full" else minor // 3
+            refunds += 1
+        plans.append(Plan(index, outcome, latitude, longitude, f"{minor / 100:.2f}",
+                          refund_minor))
     return plans
 
 
@@ -181,7 +218,9 @@ class Client:
     creator: Party
     providers: list[Party]
     callback_secret: str
+    admin: Party | None = None  # resolves the refund outcomes' disputes
     created: dict[str, str] = field(default_factory=dict)  # order id -> planned outcome
+    refunds: dict[str, int] = field(default_factory=dict)  # order id -> planned refund (minor)
     finished: set[str] = field(default_factory=set)  # whose flow got every answer it expected
     _turn: Iterator[int] = field(init=False)
 
@@ -195,6 +234,43 @@ class Client:
         self.api.recorder.fail(f"{what}: {status} {str(error)[:300]}")
         return False
 
+    def _poll(self, what: str, path: str, endpoint: str, token: str,
+              ready: Callable[[dict[str, Any]], bool], timeout_s: float) -> bool:
+        """GET ``path`` until ``ready(data)``; a failed or refused read is retried."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status, body = self.api.call("GET", path, endpoint, token)
+            if status == 200 and ready(body.get("data") or {}):
+                return True
+            time.sleep(POLL_S)
+        self.api.recorder.fail(f"{what}: not within {timeout_s:.0f} s")
+        return False
+
+    def _refund(self, plan: Plan, order_id: str) -> bool:
+        """Dispute the completed order, then (once captured) resolve it with a refund."""
+        assert self.admin is not None and plan.refund_minor is not None
+        api, base = self.api, f"/api/v1/orders/{order_id}"
+        if not self._poll("completion", base, "GET /orders/{id}", self.creator.token,
+                          lambda data: data["order"]["status"] == "completed",
+                          COMPLETION_WAIT_S):
+            return False
+        status, body = api.call("POST", f"{base}/dispute", "POST /orders/{id}/dispute",
+                                self.creator.token, {"reason": "the stream was not as agreed"})
+        if not self._expect("dispute", status, body, 200):
+            return False
+        if not self._poll("capture", f"{base}/payments", "GET /orders/{id}/payments",
+                          self.creator.token,
+                          lambda data: any(item["state"] == "captured"
+                                           for item in data["items"]),
+                          CAPTURE_WAIT_S):
+            return False
+        request: dict[str, Any] = {"outcome": "refund", "note": "reliability run"}
+        if plan.outcome == "refund_partial":
+            request["refundAmount"] = f"{plan.refund_minor / 100:.2f}"
+        status, body = api.call("POST", f"/api/v1/admin/orders/{order_id}/resolve",
+                                "POST /admin/orders/{id}/resolve", self.admin.token, request)
+        return self._expect("resolve", status, body, 200)
+
     def run(self, plan: Plan) -> None:
         provider = self.providers[next(self._turn) % len(self.providers)]
         api, creator = self.api, self.creator
@@ -206,6 +282,8 @@ class Client:
             return
         order_id = body["data"]["order"]["id"]
         self.created[order_id] = plan.outcome
+        if plan.refund_minor is not None:
+            self.refunds[order_id] = plan.refund_minor
         base = f"/api/v1/orders/{order_id}"
         if plan.outcome == "cancel_pending":
             status, body = api.call("POST", f"{base}/cancel", "POST /orders/{id}/cancel",

@@ -49,8 +49,10 @@ def run_settings(database_url: str, redis_url: str, secret: str) -> dict[str, st
     """The environment every process of the run shares. What differs from production, and why:
     the offline processor in Redis (localstripe has no transfers, so settlement could not run
     against it; the offline processor logs every action it really performs, which is what the
-    invariants need); the dispute window and settlement grace at 0 and a stream proof of 1 s
-    with a 1 s grace (the run would otherwise wait days and minutes); a 15 s broker visibility
+    invariants need); a dispute window of 7.2 s (0.002 h: long enough for the refund outcomes'
+    creator to dispute after seeing the completion, short enough not to hold every settlement
+    back for long), settlement grace at 0 and a stream proof of 1 s with a 1 s grace (the run
+    would otherwise wait days and minutes); a 15 s broker visibility
     timeout (production: 1 h) so a message held by a SIGKILLed worker comes back within the
     run; no rate limits (all clients share one address)."""
     return {
@@ -59,7 +61,7 @@ def run_settings(database_url: str, redis_url: str, secret: str) -> dict[str, st
         "LOG_FORMAT": "console", "LOG_LEVEL": "WARNING",
         "PAYMENT_GATEWAY": "offline", "PAYMENT_METHOD_REQUIRED": "true",
         "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DISPUTE_WINDOW_HOURS": "0", "PAYMENT_SETTLEMENT_GRACE_MINUTES": "0",
+        "DISPUTE_WINDOW_HOURS": "0.002", "PAYMENT_SETTLEMENT_GRACE_MINUTES": "0",
         "STREAM_PROOF_REQUIRED": "true", "STREAM_MIN_SECONDS": "1", "STREAM_GRACE_S": "1",
         "CELERY_VISIBILITY_TIMEOUT_S": "15", "RATE_LIMIT_ENABLED": "false",
         "DB_POOL_SIZE": "10", "STREAM_CALLBACK_SECRET": callback_secret(secret),
