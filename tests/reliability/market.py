@@ -328,7 +328,9 @@ class Client:
         status, body = api.call(
             "POST", f"/internal/rtmp/on_publish_done?secret={self.callback_secret}",
             "POST /internal/rtmp/on_publish_done", form=form | {"call": "publish_done"})
-        if self._expect("on_publish_done", status, body, 200):
+        if not self._expect("on_publish_done", status, body, 200):
+            return
+        if plan.outcome not in REFUNDS or self._refund(plan, order_id):
             self.finished.add(order_id)
 
 
