@@ -187,7 +187,7 @@ def dispute(session: Session, order_id: uuid.UUID, creator: User, reason: str, n
     check_transition(Action.DISPUTE, order.status, actor)
     window = timedelta(hours=rules.dispute_window_hours)
     if order.completed_at is None or now - order.completed_at > window:
-        raise Conflict(f"Disputes must be raised within {rules.dispute_window_hours} hours of "
+        raise Conflict(f"Disputes must be raised within {rules.dispute_window_hours:g} hours of "
                        "completion.", code="DISPUTE_WINDOW_CLOSED")
     order.disputed_at = now
     order.dispute_reason = reason
