@@ -15,13 +15,16 @@ from tests.reliability.harness import RunConfig, run
 
 # ~70 s on the 2-core machine at its usual load (processes' start ~10 s, one fault cycle of
 # 24 s under load, the drain, the ordered stop); the bound leaves room for a busier machine.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def test_the_money_holds_under_load_and_faults(pg_url: str, live_app: Flask,
                                                tmp_path: Path) -> None:
     # live_app: only for its clean-up (the run commits; the rolled-back tests must not see it).
-    report = run(pg_url, RunConfig(orders=30, clients=6, seed=14, quiesce_s=90), tmp_path)
+    # The drain ends as soon as every order reached its outcome; its bound only matters when a
+    # message held by a killed worker waits for the broker's visibility timeout (15 s here) and
+    # then for a pool restarting under more kills (one release waited 97 s on a busy machine).
+    report = run(pg_url, RunConfig(orders=30, clients=6, seed=14, quiesce_s=180), tmp_path)
     print(report.markdown())
     # Every fault happened at least once, and the workload really went through.
     assert {"kill_child", "kill_worker", "restart_broker", "second_beat"} <= set(
