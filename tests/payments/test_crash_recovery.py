@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -96,9 +97,10 @@ def _state(app: Flask, order_id: uuid.UUID) -> str:
             PaymentEscrow.order_id == order_id)).one())
 
 
-def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
-        fault_app: Flask, pg_url: str) -> None:
-    database = fault_app.extensions["taplive"].db
+def _creator_and_paid_provider(app: Flask, account_ref: str | None) -> dict[str, Any]:
+    """A creator and a verified provider, with a payout account on the offline processor unless
+    ``account_ref`` is None; committed (the workers are other processes)."""
+    database = app.extensions["taplive"].db
     with database.transaction() as session:
         factories.bind(session)
         try:
@@ -106,8 +108,16 @@ def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
                       "provider": factories.UserFactory(provider=True, verified=True)}
         finally:
             factories.bind(None)
-        session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
-                                  account_ref="acct_crashtest", payouts_enabled=True))
+        if account_ref is not None:
+            session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
+                                      account_ref=account_ref, payouts_enabled=True))
+    return people
+
+
+def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
+        fault_app: Flask, pg_url: str) -> None:
+    people = _creator_and_paid_provider(fault_app, "acct_crashtest")
+    database = fault_app.extensions["taplive"].db
     celery = fault_app.extensions["celery"]
     orders: dict[str, uuid.UUID] = {}
     workers: list[subprocess.Popen[bytes]] = []
@@ -165,16 +175,7 @@ def test_a_settlement_sweep_killed_mid_round_continues_when_its_message_comes_ba
     because its worker died) found "another chain running" and settled nothing until the
     lease lapsed (7 minutes; with a 10-minute tick, up to 10). The round's token is now its
     message's id: the redelivery takes its own lease back and settles at once."""
-    database = fault_app.extensions["taplive"].db
-    with database.transaction() as session:
-        factories.bind(session)
-        try:
-            people = {"creator": factories.UserFactory(),
-                      "provider": factories.UserFactory(provider=True, verified=True)}
-        finally:
-            factories.bind(None)
-        session.add(PayoutAccount(user_id=people["provider"].id, gateway="offline",
-                                  account_ref="acct_sweeptest", payouts_enabled=True))
+    people = _creator_and_paid_provider(fault_app, "acct_sweeptest")
     celery = fault_app.extensions["celery"]
     orders = [_delivered_order(fault_app, people) for _ in range(3)]
     workers: list[subprocess.Popen[bytes]] = []
@@ -223,14 +224,8 @@ def test_a_webhook_racing_a_payment_task_does_not_deadlock(fault_app: Flask) -> 
     from domain.payments import webhooks
     from tests.payments.conftest import CONFIG
 
+    people = _creator_and_paid_provider(fault_app, None)
     database = fault_app.extensions["taplive"].db
-    with database.transaction() as session:
-        factories.bind(session)
-        try:
-            people = {"creator": factories.UserFactory(),
-                      "provider": factories.UserFactory(provider=True, verified=True)}
-        finally:
-            factories.bind(None)
     order_id = _delivered_order(fault_app, people)
     with database.transaction() as session:
         intent = session.scalars(select(PaymentEscrow.intent_ref).where(
