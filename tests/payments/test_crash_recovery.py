@@ -97,6 +97,17 @@ def _state(app: Flask, order_id: uuid.UUID) -> str:
             PaymentEscrow.order_id == order_id)).one())
 
 
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Celery's warm shutdown for each worker still running, SIGKILL after 20 s."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
 def _creator_and_paid_provider(app: Flask, account_ref: str | None) -> dict[str, Any]:
     """A creator and a verified provider, with a payout account on the offline processor unless
     ``account_ref`` is None; committed (the workers are other processes)."""
@@ -143,13 +154,7 @@ def test_killed_at_every_step_each_order_is_captured_and_settled_exactly_once(
         states = {point: _state(fault_app, o) for point, o in orders.items()}
         assert set(states.values()) == {"settled"}, states
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+        _stop_workers(workers)
 
     with fault_app.app_context():
         operations = payments().gateway.operations()  # type: ignore[attr-defined]
@@ -202,13 +207,7 @@ def test_a_settlement_sweep_killed_mid_round_continues_when_its_message_comes_ba
             assert time.monotonic() < deadline, [_state(fault_app, o) for o in orders]
             time.sleep(0.3)
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+        _stop_workers(workers)
     with fault_app.app_context():
         operations = payments().gateway.operations()  # type: ignore[attr-defined]
     transfers = [op["order"] for op in operations if op["op"] == "transfer"]
