@@ -98,6 +98,8 @@ class RateResult:
     load_avg_1m: float
     saturated: bool
     error_kinds: dict[str, int] = field(default_factory=dict)
+    #: CPU milliseconds per order, by process group, over the phase (arrivals and drain)
+    cpu_ms_per_order: dict[str, float] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------- helper processes
@@ -149,6 +151,45 @@ def _listener(ready: Any, stop: Any, out: Any) -> None:
                 and payload.get("rank") == 1):
             seen.setdefault(str(payload.get("orderId")), at)
     out.send(seen)
+
+
+# ------------------------------------------------------------------------- CPU accounting
+def _cpu_groups(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each group: a root process and its descendants
+    (``client``: this process alone, whose children are the other groups), plus every
+    ``postgres`` and ``redis-server`` process on the machine (the bench is meant for a quiet
+    machine, so theirs is the bench's)."""
+    import psutil
+
+    def spent(proc: psutil.Process) -> float:
+        try:
+            t = proc.cpu_times()
+            return float(t.user + t.system)
+        except psutil.Error:
+            return 0.0
+
+    out: dict[str, float] = {}
+    for label, pid in roots.items():
+        try:
+            root = psutil.Process(pid)
+            family = [root, *(root.children(recursive=True) if label != "client" else ())]
+        except psutil.Error:
+            continue
+        out[label] = sum(spent(p) for p in family)
+    for proc in psutil.process_iter(["name"]):
+        name = proc.info["name"] or ""
+        label = ("postgres" if name.startswith("postgres")
+                 else "redis" if name.startswith("redis-server") else None)
+        if label:
+            out[label] = out.get(label, 0.0) + spent(proc)
+    return out
+
+
+def _cpu_per_order(before: dict[str, float], after: dict[str, float],
+                   orders: int) -> dict[str, float]:
+    spent = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    spent["total"] = sum(spent.values())
+    return {k: round(v * 1000 / max(orders, 1), 2) for k, v in spent.items()}
 
 
 # ----------------------------------------------------------------------------- the client
@@ -230,7 +271,8 @@ def _wait_idle(queues: redis.Redis, timeout: float = 60) -> None:
 
 
 def _measure(rate: float, duration: float, sent: list[Sent], depths: dict[str, list[int]],
-             pushed: dict[str, float], stored: dict[str, float], load: float) -> RateResult:
+             pushed: dict[str, float], stored: dict[str, float], load: float,
+             cpu: dict[str, float] | None = None) -> RateResult:
     ok = [s for s in sent if s.order_id]
     errors = [s for s in sent if s.error]
     kinds: dict[str, int] = {}
@@ -254,7 +296,8 @@ def _measure(rate: float, duration: float, sent: list[Sent], depths: dict[str, l
         queue_max={q: max(v, default=0) for q, v in depths.items()},
         queue_mean={q: round(sum(v) / len(v), 1) if v else 0.0 for q, v in depths.items()},
         client_lag_p99_ms=pct([s.lag_ms for s in sent], 99),
-        load_avg_1m=round(load, 2), saturated=False, error_kinds=kinds)
+        load_avg_1m=round(load, 2), saturated=False, error_kinds=kinds,
+        cpu_ms_per_order=cpu or {})
     failed = len(errors) + not_pushed
     result.saturated = bool(not push_ms or result.pushed_p99_ms > 1000
                             or failed > 0.01 * len(sent)
@@ -357,14 +400,19 @@ def run(args: argparse.Namespace) -> list[RateResult]:
         for helper in helpers:
             helper.start()
         ready.wait(10)
+        roots = {"api": server.pid, "worker": worker.pid, "client": os.getpid(),
+                 "mover": mover.pid or 0, "listener": listener.pid or 0}
         phases = []
         for rate in [float(r) for r in args.rates.split(",")]:
             print(f"rate {rate:g}/s for {args.duration} s ...", flush=True)
+            cpu_before = _cpu_groups(roots)
             sent, depths = _drive(port, tokens, rate, args.duration, rng, store)
             _wait_idle(store)
             time.sleep(1.0)  # the last pushes
             load = os.getloadavg()[0]  # the phase's own (1-minute average at its end)
-            phases.append((rate, sent, depths, load))
+            cpu = _cpu_per_order(cpu_before, _cpu_groups(roots), len(sent))
+            print(f"  CPU ms per order: {cpu}", flush=True)
+            phases.append((rate, sent, depths, load, cpu))
             # Saturation is judged on what is stored (the listener reports at the end).
             ids = [uuid.UUID(s.order_id) for s in sent if s.order_id]
             with engine.connect() as conn:
@@ -380,11 +428,12 @@ def run(args: argparse.Namespace) -> list[RateResult]:
                 break
         stop.set()
         pushed: dict[str, float] = receive.recv() if receive.poll(30) else {}
-        for rate, sent, depths, load in phases:
+        for rate, sent, depths, load, cpu in phases:
             ids = [uuid.UUID(s.order_id) for s in sent if s.order_id]
             with engine.connect() as conn:
                 stored = {str(o): c.timestamp() for o, c in conn.execute(RANK_1, {"ids": ids})}
-            results.append(_measure(rate, args.duration, sent, depths, pushed, stored, load))
+            results.append(_measure(rate, args.duration, sent, depths, pushed, stored, load,
+                                    cpu))
         engine.dispose()
     finally:
         stop.set()
@@ -426,6 +475,14 @@ def report(args: argparse.Namespace, results: list[RateResult], wall: float) -> 
             f"{q['matching']} / {q['notifications']} / {q['default']} | "
             f"{r.client_lag_p99_ms} | {r.load_avg_1m} |"
             + (" saturated" if r.saturated else ""))
+    groups = sorted({k for r in results for k in r.cpu_ms_per_order})
+    if groups:
+        lines += ["", "CPU milliseconds per order, by process group (arrivals and drain):", "",
+                  "| offered /s | " + " | ".join(groups) + " |",
+                  "|---:|" + "---:|" * len(groups)]
+        for r in results:
+            lines.append(f"| {r.offered_per_s:g} | " + " | ".join(
+                str(r.cpu_ms_per_order.get(g, "")) for g in groups) + " |")
     errors = {k: v for r in results for k, v in r.error_kinds.items()}
     if errors:
         lines.append(f"\nerrors by kind: {errors}")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from core.geo import great_circle_m
 from db import backends
-from db.backends.postgres import PostgresBackend
+from db.backends.postgres import PostgresBackend, json_loads
 from db.backends.sqlite import SQLiteBackend
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ def make_engine(url: str, *, pool_size: int = 10, statement_timeout_ms: int = 15
         # invalidated on first use (SQLAlchemy's disconnect handling) and recycle bounds age.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # jsonb read through orjson (same values, several times faster): a matching pass
+        # reads back hundreds of payloads (issue 16).
+        json_deserializer=json_loads,
         connect_args={
             "connect_timeout": connect_timeout_s,
             # A runaway query must not hold a worker or a request forever.

@@ -113,6 +113,8 @@ class PassResult:
     #: The task's own order was locked by this pass (matched now, found matched, or not
     #: pending); False only when another transaction held it and ``wait`` was not asked.
     own_claimed: bool
+    #: Every order the pass locked, by id (loaded: the caller's next step needs them).
+    orders: dict[uuid.UUID, Order] = field(default_factory=dict)
 
     @property
     def invited(self) -> int:
@@ -142,7 +144,7 @@ def match_due(session: Session, order_id: uuid.UUID, index: ProviderIndex,
                            now, rules)
     if own is not None and own.id in matched:
         results.append(MatchResult(own.id, [], already_matched=True))
-    return PassResult(results, own_claimed=own is not None)
+    return PassResult(results, own_claimed=own is not None, orders={o.id: o for o in due})
 
 
 def match_orders(session: Session, orders: list[Order], index: ProviderIndex,

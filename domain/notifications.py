@@ -54,11 +54,17 @@ class Delivery:
                 "event_id": self.event_id, "payload": self.payload, "created_at": now}
 
 
-def record(session: Session, deliveries: Sequence[Delivery], now: datetime) -> list[uuid.UUID]:
-    """Store the deliveries not stored yet; returns the ids of the rows written now."""
-    return [uuid.UUID(str(i)) for i in match_queries.insert_ignoring_duplicates(
-        session, Notification, [d.values(now) for d in deliveries],
-        ("recipient_id", "event_id"))]
+def record(session: Session, deliveries: Sequence[Delivery], now: datetime
+           ) -> list[Notification]:
+    """Store the deliveries not stored yet; returns the rows written now, in delivery order.
+
+    The rows are built from the values just inserted, not read back (a matching pass writes
+    hundreds: issue 16); they are what the table holds (no column has a database default)
+    but are not attached to ``session``."""
+    values = [d.values(now) for d in deliveries]
+    inserted = {uuid.UUID(str(i)) for i in match_queries.insert_ignoring_duplicates(
+        session, Notification, values, ("recipient_id", "event_id"))}
+    return [Notification(**v) for v in values if v["id"] in inserted]
 
 
 def wire(row: Notification) -> dict[str, Any]:
@@ -72,22 +78,25 @@ def wire(row: Notification) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ invitations, offers
-def _invitation_payload(order: Order, match: OrderMatch, event: str) -> dict[str, Any]:
-    # The order as the provider sees it through the API (``public_order_view``: no personal
-    # data, since notification rows outlive an erasure); the distance is the recipient's own.
+def _invitation_payload(view: dict[str, Any], match: OrderMatch, event: str
+                        ) -> dict[str, Any]:
+    # ``view``: the order as the provider sees it through the API (``public_order_view``: no
+    # personal data, since notification rows outlive an erasure); the distance is the
+    # recipient's own.
     return {
-        "event": event, "recipientId": str(match.provider_id), "orderId": str(order.id),
+        "event": event, "recipientId": str(match.provider_id), "orderId": str(match.order_id),
         "matchId": str(match.id), "distanceMeters": round(match.distance_m), "rank": match.rank,
         "offerExpiresAt": match.offer_expires_at.isoformat() if match.offer_expires_at
         else None,
-        "order": public_order_view(order),
+        "order": view,
     }
 
 
-def notify_invited(session: Session, order_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+def notify_invited(session: Session, order_id: uuid.UUID, now: datetime
+                   ) -> list[Notification]:
     """Record an invitation for every open match of a pending order that has none yet.
-    Returns the ids of the notification rows written now (none the second time); the caller
-    pushes them after commit."""
+    Returns the notification rows written now (none the second time); the caller pushes
+    them after commit."""
     order = order_queries.find_by_id(session, order_id)
     if order is None or order.status is not OrderStatus.PENDING:
         return []
@@ -95,19 +104,20 @@ def notify_invited(session: Session, order_id: uuid.UUID, now: datetime) -> list
 
 
 def notify_invited_many(session: Session, orders: Sequence[Order], now: datetime
-                        ) -> list[uuid.UUID]:
+                        ) -> list[Notification]:
     """``notify_invited`` for pending orders already loaded (a matching pass's batch): one
-    read of their open matches, one insert."""
+    read of their open matches, one insert; each order's view is built once."""
     by_id = {o.id: o for o in orders if o.status is OrderStatus.PENDING}
+    views = {oid: public_order_view(o) for oid, o in by_id.items()}
     matches = match_queries.find_open_matches(session, list(by_id))
     return record(session, [
         Delivery(m.provider_id, INVITATION_EVENT, f"{ORDER_INVITATION}:{m.order_id}",
                  ORDER_INVITATION, m.order_id,
-                 _invitation_payload(by_id[m.order_id], m, INVITATION_EVENT), m.id)
+                 _invitation_payload(views[m.order_id], m, INVITATION_EVENT), m.id)
         for m in matches], now)
 
 
-def notify_offer(session: Session, match_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+def notify_offer(session: Session, match_id: uuid.UUID, now: datetime) -> list[Notification]:
     """Record the exclusive-offer notification of an open offer (once)."""
     match = match_queries.find_match(session, match_id)
     if match is None or match.status != MatchStatus.OFFERED:
@@ -117,7 +127,8 @@ def notify_offer(session: Session, match_id: uuid.UUID, now: datetime) -> list[u
         return []
     return record(session, [Delivery(
         match.provider_id, OFFER_EVENT, f"{DISPATCH_OFFER}:{order.id}", DISPATCH_OFFER,
-        order.id, _invitation_payload(order, match, OFFER_EVENT), match.id)], now)
+        order.id, _invitation_payload(public_order_view(order), match, OFFER_EVENT),
+        match.id)], now)
 
 
 # ------------------------------------------------------------------------------- reading
@@ -145,13 +156,6 @@ def mark_read(session: Session, user_id: uuid.UUID, now: datetime, *,
 
 
 # ------------------------------------------------------------------------------- pushing
-def load(session: Session, ids: Sequence[uuid.UUID]) -> list[Notification]:
-    if not ids:
-        return []
-    return list(session.scalars(select(Notification).where(Notification.id.in_(list(ids)))
-                                .order_by(Notification.created_at, Notification.id)))
-
-
 def unpushed(session: Session, older_than: datetime, limit: int) -> list[Notification]:
     """Rows whose push did not happen (a crash between commit and push), oldest first."""
     return list(session.scalars(
@@ -162,9 +166,7 @@ def unpushed(session: Session, older_than: datetime, limit: int) -> list[Notific
 
 
 def mark_pushed(session: Session, ids: Sequence[uuid.UUID], now: datetime) -> None:
-    if ids:
-        session.execute(update(Notification).where(Notification.id.in_(list(ids)))
-                        .values(pushed_at=now).execution_options(synchronize_session=False))
+    match_queries.mark_notifications_pushed(session, ids, now)
 
 
 def sweep_cutoff(now: datetime, grace_s: float) -> datetime:

@@ -25,7 +25,7 @@ from domain import dispatch, matching_service, notifications
 from domain.events import follow_ups_done_here
 from domain.matching_service import ORDER_MATCHED, MatchingRules
 from tasks.base import ServicesTask
-from tasks.push import PendingPush, push_after_commit, written
+from tasks.push import PendingPush, push_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +79,11 @@ def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
         now = _now()
         done = matching_service.match_due(session, oid, index, svc.presence, now,
                                           MatchingRules.from_settings(svc.settings), wait=wait)
-        matched = [r for r in done.results if r.invited]
+        matched = [done.orders[r.order_id] for r in done.results if r.invited]
         if matched:
             # The ``order:matched`` follow-up (``notify_invited``) has nothing left to do: it
             # is not sent (issue 12). A push lost to a crash is the push sweep's.
-            orders = match_queries.orders_by_id(session, [r.order_id for r in matched])
-            pending.add_rows(written(session, notifications.notify_invited_many(
-                session, list(orders.values()), now)))
+            pending.add_rows(notifications.notify_invited_many(session, matched, now))
             follow_ups_done_here(session, ORDER_MATCHED)
     push_after_commit(svc, pending)
     log.info("order matched", extra={

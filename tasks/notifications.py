@@ -10,7 +10,7 @@ from celery import shared_task
 from domain import notifications
 from tasks.base import ServicesTask
 from tasks.matching import RETRY, parse_id
-from tasks.push import PendingPush, push_after_commit, written
+from tasks.push import PendingPush, push_after_commit
 
 log = logging.getLogger(__name__)
 PUSH_SWEEP_BATCH = 500
@@ -30,7 +30,7 @@ def notify_invited(self: ServicesTask, order_id: str) -> int:
     svc = self.services
     with svc.db.transaction() as session:
         pending = PendingPush().add_rows(
-            written(session, notifications.notify_invited(session, oid, datetime.now(UTC))))
+            notifications.notify_invited(session, oid, datetime.now(UTC)))
     push_after_commit(svc, pending)
     return len(pending.ids)
 
@@ -45,7 +45,7 @@ def notify_offer(self: ServicesTask, match_id: str) -> bool:
     svc = self.services
     with svc.db.transaction() as session:
         pending = PendingPush().add_rows(
-            written(session, notifications.notify_offer(session, mid, datetime.now(UTC))))
+            notifications.notify_offer(session, mid, datetime.now(UTC)))
     push_after_commit(svc, pending)
     return bool(pending.ids)
 

@@ -55,11 +55,7 @@ def notify(session: Session, rows: Sequence[OutboxMessage]) -> PendingPush:
         deliveries.extend(routes.deliveries)
         pending.live.extend((event, data, room, None) for event, data, room in routes.live)
         pending.closed_rooms.extend(routes.closed_rooms)
-    return pending.add_rows(written(session, notifications.record(session, deliveries, now)))
-
-
-def written(session: Session, ids: Sequence[uuid.UUID]) -> list[Notification]:
-    return notifications.load(session, ids)
+    return pending.add_rows(notifications.record(session, deliveries, now))
 
 
 def push_after_commit(svc: Services, pending: PendingPush) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Insert, Row
+from sqlalchemy import ColumnElement, Connection, Dialect, Engine, Row
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ class Backend(Protocol):
     #: Read-only units of work may run in autocommit on a pooled connection (no BEGIN, no
     #: ROLLBACK round trips; see ``db.session._ReadRoutingSessionmaker``).
     autocommit_reads: bool
+
+    def one_of(self, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+        """``column IN values``, spelled so that the statement's text does not depend on how
+        many values there are (PostgreSQL: ``= ANY(array)``), for lists that can be long."""
+        ...
 
     def point_is_served(self, session: Session, latitude: float, longitude: float) -> bool:
         """True when no area is active (operate everywhere) or an active area covers it."""
@@ -64,9 +69,12 @@ class Backend(Protocol):
         """``find_pending_near`` for a read-only request, on the backend's fastest path."""
         ...
 
-    def insert_ignoring_duplicates(self, model: type[Base],
-                                   conflict_columns: Sequence[str]) -> Insert:
-        """INSERT ... ON CONFLICT (``conflict_columns``) DO NOTHING into ``model``'s table."""
+    def insert_ignoring_duplicates(self, session: Session, model: type[Base],
+                                   rows: Sequence[dict[str, Any]],
+                                   conflict_columns: Sequence[str]) -> list[Any]:
+        """INSERT ``rows`` (column name -> value, every row the same columns) into ``model``'s
+        table, ON CONFLICT (``conflict_columns``) DO NOTHING; the primary keys of the rows
+        actually inserted."""
         ...
 
     def median_seconds_between(self, session: Session, start: InstrumentedAttribute[Any],

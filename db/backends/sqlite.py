@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Integer,
     Select,
     Table,
@@ -85,6 +84,10 @@ class SQLiteBackend:
     # reader, every unit of work is a transaction.
     autocommit_reads = False
 
+    def one_of(self, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+        # No arrays in SQLite; an expanding IN (standalone sizes are small).
+        return cast(ColumnElement[bool], column.in_(list(values)))
+
     def point_is_served(self, session: Session, latitude: float, longitude: float) -> bool:
         areas = list_active(session)  # a handful at most
         return not areas or any(_covers(area.geojson, latitude, longitude) for area in areas)
@@ -118,10 +121,16 @@ class SQLiteBackend:
         return self.find_pending_near(database.session(), latitude, longitude, radius_m, limit,
                                       after)
 
-    def insert_ignoring_duplicates(self, model: type[Base],
-                                   conflict_columns: Sequence[str]) -> Insert:
-        return sqlite.insert(model).on_conflict_do_nothing(
-            index_elements=list(conflict_columns))
+    def insert_ignoring_duplicates(self, session: Session, model: type[Base],
+                                   rows: Sequence[dict[str, Any]],
+                                   conflict_columns: Sequence[str]) -> list[Any]:
+        # Parameters passed apart from the statement: it is compiled once and cached, and
+        # SQLAlchemy batches the rows into one multi-row INSERT ("insertmanyvalues").
+        # RETURNING: SQLite has it since 3.35.
+        key = next(iter(model.__table__.primary_key))
+        stmt = sqlite.insert(model).on_conflict_do_nothing(
+            index_elements=list(conflict_columns)).returning(key)
+        return list(session.scalars(stmt, list(rows)))
 
     def median_seconds_between(self, session: Session, start: InstrumentedAttribute[Any],
                                end: InstrumentedAttribute[Any],

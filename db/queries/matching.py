@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select
+from sqlalchemy import Select, and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.enums import ApplicationStatus, OrderStatus, UserRole, VerificationStatus
@@ -18,6 +18,7 @@ from db.models import (
     Base,
     GeofenceState,
     LocationSample,
+    Notification,
     Order,
     OrderApplication,
     OrderAssignment,
@@ -40,12 +41,16 @@ def insert_ignoring_duplicates(session: Session, model: type[Base], rows: Sequen
     of the rows actually inserted (RETURNING; SQLite has it since 3.35)."""
     if not rows:
         return []
-    key = next(iter(model.__table__.primary_key))
-    # Parameters passed apart from the statement: it is compiled once and cached, and
-    # SQLAlchemy batches the rows into one multi-row INSERT ("insertmanyvalues").
-    stmt = backend_of(session).insert_ignoring_duplicates(
-        model, conflict_columns).returning(key)
-    return list(session.scalars(stmt, list(rows)))
+    return backend_of(session).insert_ignoring_duplicates(session, model, rows,
+                                                          conflict_columns)
+
+
+def mark_notifications_pushed(session: Session, ids: Sequence[uuid.UUID], now: datetime
+                              ) -> None:
+    if ids:
+        session.execute(update(Notification)
+                        .where(backend_of(session).one_of(Notification.id, ids))
+                        .values(pushed_at=now).execution_options(synchronize_session=False))
 
 
 # ------------------------------------------------------------------------------------ orders
@@ -112,7 +117,8 @@ def matched_order_ids(session: Session, order_ids: Sequence[uuid.UUID]) -> set[u
     if not order_ids:
         return set()
     return set(session.scalars(select(OrderMatch.order_id).distinct()
-                               .where(OrderMatch.order_id.in_(order_ids))))
+                               .where(backend_of(session).one_of(OrderMatch.order_id,
+                                                                 order_ids))))
 
 
 def no_show_providers(session: Session, order_ids: Sequence[uuid.UUID]
@@ -123,7 +129,7 @@ def no_show_providers(session: Session, order_ids: Sequence[uuid.UUID]
         return out
     for order_id, provider_id in session.execute(
             select(ProviderNoShow.order_id, ProviderNoShow.provider_id)
-            .where(ProviderNoShow.order_id.in_(order_ids))):
+            .where(backend_of(session).one_of(ProviderNoShow.order_id, order_ids))):
         out.setdefault(order_id, set()).add(provider_id)
     return out
 
@@ -151,7 +157,7 @@ def eligible_provider_ids(session: Session, ids: Iterable[uuid.UUID]) -> set[uui
     busy = select(Order.id).where(Order.provider_id == User.id,
                                   Order.status.in_([OrderStatus.ACCEPTED, OrderStatus.ACTIVE]))
     return set(session.scalars(select(User.id).where(
-        User.id.in_(wanted), User.role.in_(PROVIDER_ROLES),
+        backend_of(session).one_of(User.id, wanted), User.role.in_(PROVIDER_ROLES),
         User.verification_status == VerificationStatus.VERIFIED, User.erased_at.is_(None),
         ~busy.exists())))
 
@@ -203,7 +209,8 @@ def find_open_matches(session: Session, order_ids: Sequence[uuid.UUID]) -> list[
     if not order_ids:
         return []
     return list(session.scalars(select(OrderMatch).where(
-        OrderMatch.order_id.in_(order_ids), OrderMatch.status.in_(OPEN_MATCH_STATUSES))
+        backend_of(session).one_of(OrderMatch.order_id, order_ids),
+        OrderMatch.status.in_(OPEN_MATCH_STATUSES))
         .order_by(OrderMatch.order_id, OrderMatch.rank, OrderMatch.id)))
 
 
@@ -228,7 +235,8 @@ def orders_by_id(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, 
     if not wanted:
         return {}
     return {order.id: order
-            for order in session.scalars(select(Order).where(Order.id.in_(wanted)))}
+            for order in session.scalars(select(Order).where(
+                backend_of(session).one_of(Order.id, wanted)))}
 
 
 def refused_pairs(session: Session, order_ids: Sequence[uuid.UUID]

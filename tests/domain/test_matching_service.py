@@ -150,7 +150,10 @@ def test_notifications_are_recorded_once_per_invited_provider(
     assert len(written) == 2
     assert notifications.notify_invited(db_session, order.id, now()) == []
     records = db_session.scalars(select(Notification)).all()
-    assert {r.id for r in records} == set(written)
+    assert {r.id for r in records} == {w.id for w in written}
+    # The rows returned are not read back: they must be exactly what was stored.
+    stored = {r.id: notifications.wire(r) for r in records}
+    assert {w.id: notifications.wire(w) for w in written} == stored
     assert {r.recipient_id for r in records} == {p.id for p in providers}
     assert all(r.kind == "order_invitation" and r.event == "order:created"
                and r.payload["event"] == "order:created" and r.pushed_at is None
