@@ -90,5 +90,5 @@ def test_a_lost_push_is_pushed_by_the_sweep(live_app: Flask,
     assert _count(live_app, pushed_at=None) == 1
     with database.transaction() as session:
         assert session.scalar(select(Notification.pushed_at).where(
-            Notification.id == fresh[0])) is None
+            Notification.id == fresh[0].id)) is None
     assert celery.tasks["notifications.push_pending"].apply().get() == 0

@@ -26,9 +26,9 @@ def _told(session: Session, user: User, count: int, *, event: str = "order:accep
     session.flush()
     ids: list[uuid.UUID] = []
     for i in range(count):
-        ids += notifications.record(session, [Delivery(
+        ids += [row.id for row in notifications.record(session, [Delivery(
             user.id, event, f"evt_{uuid.uuid4().hex}", event, order.id,
-            {"orderId": str(order.id), "n": i})], T0 + timedelta(seconds=i))
+            {"orderId": str(order.id), "n": i})], T0 + timedelta(seconds=i))]
     session.commit()
     return ids
 
