@@ -134,17 +134,22 @@ def match_due(session: Session, order_id: uuid.UUID, index: ProviderIndex,
     skipped while another transaction holds it unless ``wait``; the caller then runs a
     waiting pass, so each order's own task still sees it matched or matches it itself."""
     own = match_queries.claim_order(session, order_id, wait=wait)
+    if own is None or own.status is not OrderStatus.PENDING:
+        return PassResult([], own_claimed=own is not None)
+    if match_queries.matched_order_ids(session, [own.id]):
+        # Found matched (by the pass that swept it): nothing else to look for either, since
+        # every order has a task of its own. Under load most tasks end here, so they must
+        # not pay for the sweep (a range scan of the look-back window: issue 16).
+        return PassResult([MatchResult(own.id, [], already_matched=True)], own_claimed=True,
+                          orders={own.id: own})
     since = now - timedelta(seconds=rules.due_lookback_s)
     others = match_queries.claim_due_orders(session, since, rules.batch_limit - 1,
                                             exclude=order_id)
-    due = [o for o in ([own] if own is not None else []) + others
-           if o.status is OrderStatus.PENDING]
-    matched = match_queries.matched_order_ids(session, [o.id for o in due])
+    due = [own] + [o for o in others if o.status is OrderStatus.PENDING]
+    matched = match_queries.matched_order_ids(session, [o.id for o in others])
     results = match_orders(session, [o for o in due if o.id not in matched], index, registry,
                            now, rules)
-    if own is not None and own.id in matched:
-        results.append(MatchResult(own.id, [], already_matched=True))
-    return PassResult(results, own_claimed=own is not None, orders={o.id: o for o in due})
+    return PassResult(results, own_claimed=True, orders={o.id: o for o in due})
 
 
 def match_orders(session: Session, orders: list[Order], index: ProviderIndex,

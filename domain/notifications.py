@@ -54,20 +54,34 @@ class Delivery:
                 "event_id": self.event_id, "payload": self.payload, "created_at": now}
 
 
-def record(session: Session, deliveries: Sequence[Delivery], now: datetime
-           ) -> list[Notification]:
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A notification row as ``record`` wrote it: the columns it set, ``read_at`` None."""
+
+    id: uuid.UUID
+    recipient_id: uuid.UUID
+    order_id: uuid.UUID | None
+    match_id: uuid.UUID | None
+    kind: str
+    event: str
+    event_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+    read_at: None = None
+
+
+def record(session: Session, deliveries: Sequence[Delivery], now: datetime) -> list[Written]:
     """Store the deliveries not stored yet; returns the rows written now, in delivery order.
 
     The rows are built from the values just inserted, not read back (a matching pass writes
-    hundreds: issue 16); they are what the table holds (no column has a database default)
-    but are not attached to ``session``."""
+    hundreds: issue 16); they are what the table holds (no column has a database default)."""
     values = [d.values(now) for d in deliveries]
     inserted = {uuid.UUID(str(i)) for i in match_queries.insert_ignoring_duplicates(
         session, Notification, values, ("recipient_id", "event_id"))}
-    return [Notification(**v) for v in values if v["id"] in inserted]
+    return [Written(**v) for v in values if v["id"] in inserted]
 
 
-def wire(row: Notification) -> dict[str, Any]:
+def wire(row: Notification | Written) -> dict[str, Any]:
     """A notification as pushed and as listed: the event's own fields (``id`` is the fact's,
     the same for every recipient and replay) plus this row's id and read state."""
     return {"id": row.event_id, "event": row.event,
@@ -93,7 +107,7 @@ def _invitation_payload(view: dict[str, Any], match: OrderMatch, event: str
 
 
 def notify_invited(session: Session, order_id: uuid.UUID, now: datetime
-                   ) -> list[Notification]:
+                   ) -> list[Written]:
     """Record an invitation for every open match of a pending order that has none yet.
     Returns the notification rows written now (none the second time); the caller pushes
     them after commit."""
@@ -104,7 +118,7 @@ def notify_invited(session: Session, order_id: uuid.UUID, now: datetime
 
 
 def notify_invited_many(session: Session, orders: Sequence[Order], now: datetime
-                        ) -> list[Notification]:
+                        ) -> list[Written]:
     """``notify_invited`` for pending orders already loaded (a matching pass's batch): one
     read of their open matches, one insert; each order's view is built once."""
     by_id = {o.id: o for o in orders if o.status is OrderStatus.PENDING}
@@ -117,7 +131,7 @@ def notify_invited_many(session: Session, orders: Sequence[Order], now: datetime
         for m in matches], now)
 
 
-def notify_offer(session: Session, match_id: uuid.UUID, now: datetime) -> list[Notification]:
+def notify_offer(session: Session, match_id: uuid.UUID, now: datetime) -> list[Written]:
     """Record the exclusive-offer notification of an open offer (once)."""
     match = match_queries.find_match(session, match_id)
     if match is None or match.status != MatchStatus.OFFERED:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import redis
 
 from core.notifier import Notifier, user_room
@@ -53,7 +54,7 @@ class NotificationPusher:
         pipe = self._redis.pipeline(transaction=False)
         for recipient, event in events:
             key = stream_key(recipient)
-            pipe.xadd(key, {"e": json.dumps(event, separators=(",", ":"))},
+            pipe.xadd(key, {"e": orjson.dumps(event)},
                       minid=min_id, approximate=True)
             # A user who is never online again: the log disappears with the window.
             pipe.pexpire(key, self.retention_ms)

@@ -36,7 +36,7 @@ class PendingPush:
     ids: list[uuid.UUID] = field(default_factory=list)
     closed_rooms: list[str] = field(default_factory=list)
 
-    def add_rows(self, rows: Iterable[Notification]) -> PendingPush:
+    def add_rows(self, rows: Iterable[Notification | notifications.Written]) -> PendingPush:
         for row in rows:
             self.events.append((row.recipient_id, notifications.wire(row)))
             self.ids.append(row.id)
