@@ -115,6 +115,8 @@ class PassResult:
     own_claimed: bool
     #: Every order the pass locked, by id (loaded: the caller's next step needs them).
     orders: dict[uuid.UUID, Order] = field(default_factory=dict)
+    #: The sweep took as many orders as a pass may: more may be due.
+    full: bool = False
 
     @property
     def invited(self) -> int:
@@ -126,30 +128,28 @@ def match_due(session: Session, order_id: uuid.UUID, index: ProviderIndex,
               wait: bool = False) -> PassResult:
     """Batched dispatch (issue 16): match the task's own order together with every other
     order due for a first match (pending, unmatched, created within ``due_lookback_s``), up
-    to ``batch_limit``, in one pass and one transaction. What queued up while the previous
-    pass ran forms the batch; a lone order goes through at once.
+    to ``batch_limit``, in one pass and one transaction. What arrived while the previous
+    pass ran forms the batch; a lone order goes through at once. New orders do not each get
+    a task: their commits ask for a pass only when none is due (``tasks.matching``), so the
+    sweep is how most orders are matched.
 
     Orders are claimed by their row locks (``SKIP LOCKED``), so concurrent passes split the
     due orders between them and a pass that dies leaves its orders due. The own order is
     skipped while another transaction holds it unless ``wait``; the caller then runs a
-    waiting pass, so each order's own task still sees it matched or matches it itself."""
+    waiting pass, so the task's own order is seen matched or matched by the task itself."""
     own = match_queries.claim_order(session, order_id, wait=wait)
-    if own is None or own.status is not OrderStatus.PENDING:
-        return PassResult([], own_claimed=own is not None)
-    if match_queries.matched_order_ids(session, [own.id]):
-        # Found matched (by the pass that swept it): nothing else to look for either, since
-        # every order has a task of its own. Under load most tasks end here, so they must
-        # not pay for the sweep (a range scan of the look-back window: issue 16).
-        return PassResult([MatchResult(own.id, [], already_matched=True)], own_claimed=True,
-                          orders={own.id: own})
     since = now - timedelta(seconds=rules.due_lookback_s)
     others = match_queries.claim_due_orders(session, since, rules.batch_limit - 1,
                                             exclude=order_id)
-    due = [own] + [o for o in others if o.status is OrderStatus.PENDING]
-    matched = match_queries.matched_order_ids(session, [o.id for o in others])
+    due = [o for o in ([own] if own is not None else []) + others
+           if o.status is OrderStatus.PENDING]
+    matched = match_queries.matched_order_ids(session, [o.id for o in due])
     results = match_orders(session, [o for o in due if o.id not in matched], index, registry,
                            now, rules)
-    return PassResult(results, own_claimed=True, orders={o.id: o for o in due})
+    if own is not None and own.id in matched:
+        results.append(MatchResult(own.id, [], already_matched=True))
+    return PassResult(results, own_claimed=own is not None, orders={o.id: o for o in due},
+                      full=len(others) >= rules.batch_limit - 1)
 
 
 def match_orders(session: Session, orders: list[Order], index: ProviderIndex,

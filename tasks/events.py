@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from celery import Celery, shared_task
@@ -30,10 +31,12 @@ from db.models import OutboxMessage
 from db.session import committed_notes
 from domain.events import FOLLOW_UPS_DONE, OUTBOX_WRITTEN, WrittenOutbox, current_payload
 from tasks.base import ServicesTask
+from tasks.matching import MATCH_TASK, pass_needed, pass_not_sent
 from tasks.push import notify, push_after_commit
 
 log = logging.getLogger(__name__)
 DRAIN_TASK = "events.drain_outbox"
+ORDER_CREATED = "order:created"
 BATCH = 500
 #: Set (NX) by the commit that sends a kick, deleted by the drain when it starts: while it
 #: exists a drain is due that will read every row committed so far, so no kick is needed. The
@@ -50,7 +53,8 @@ FOLLOWED_TTL_S = 600
 FOLLOW_UPS: dict[str, tuple[str, ...]] = {
     # Matching chain (docs/matching.md, "In the workers"): a new order is matched, the invited
     # providers are notified; an auto-dispatch offer starts its countdown and its notification.
-    "order:created": ("matching.match_order",),
+    # New orders are matched in batched passes (issue 16): see ``send_follow_up``.
+    ORDER_CREATED: (MATCH_TASK,),
     "order:matched": ("notifications.notify_invited",),
     "dispatch:offered": ("matching.expire_offer", "notifications.notify_offer"),
     # Money follows the order (tasks/payments.py); each is a no-op when already done.
@@ -99,14 +103,31 @@ def drain_outbox(self: ServicesTask) -> int:
                 # A row whose commit sent its follow-ups (the fast path) needs no second send.
                 follow_ups = () if row.id in followed else FOLLOW_UPS.get(row.topic, ())
                 for task_name in follow_ups:
-                    self.app.send_task(task_name, args=[row.aggregate_id],
-                                       headers={"taplive_request_id": row.request_id})
+                    send_follow_up(self.app, svc.redis, row.topic, task_name,
+                                   row.aggregate_id, row.request_id)
                 row.published_at = datetime.now(UTC)
                 row.attempts += 1
             published += len(rows)
         push_after_commit(svc, pushes)
         if len(rows) < BATCH:
             return published
+
+
+def send_follow_up(celery: Celery, client: redis.Redis, topic: str, task_name: str,
+                   aggregate_id: str, request_id: str | None, **options: Any) -> None:
+    """Send one follow-up task of a committed row. A new order's match task goes through the
+    dispatch window (``tasks.matching.PASS_DUE_KEY``): when a pass is already due, that pass
+    takes the order and nothing is sent (issue 16)."""
+    windowed = topic == ORDER_CREATED and task_name == MATCH_TASK
+    if windowed and not pass_needed(client, aggregate_id):
+        return
+    try:
+        celery.send_task(task_name, args=[aggregate_id], ignore_result=True,
+                         headers={"taplive_request_id": request_id}, **options)
+    except Exception:
+        if windowed:
+            pass_not_sent(client)
+        raise
 
 
 def followed_directly(client: redis.Redis, rows: Sequence[OutboxMessage]) -> set[int]:
@@ -143,8 +164,8 @@ def send_follow_ups(celery: Celery, client: redis.Redis, written: Iterable[Writt
             if row_id is None or not task_names:
                 continue
             for task_name in task_names if note.topic not in done else ():
-                celery.send_task(task_name, args=[note.aggregate_id], ignore_result=True,
-                                 headers={"taplive_request_id": note.request_id}, retry=False)
+                send_follow_up(celery, client, note.topic, task_name, note.aggregate_id,
+                               note.request_id, retry=False)
             sent.append(row_id)
     finally:
         marked = _mark_followed(client, sent)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis
 from celery import shared_task
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -37,6 +40,32 @@ RETRY: dict[str, Any] = {"autoretry_for": RETRYABLE, "retry_backoff": 1,
                          "retry_backoff_max": 60, "retry_jitter": True, "max_retries": 5}
 REMATCH_LOCK = "taplive:matching:rematch:lock"
 PURGE_BATCH = 5000
+MATCH_TASK = "matching.match_order"
+#: The dispatch window (issue 16). Set (NX) by the commit of a new order that sends a match
+#: task, deleted by the task when its pass begins, before it claims anything: while the key
+#: exists a pass is due that will sweep every order committed so far, so the commits of new
+#: orders send nothing more. A burst then costs one Celery message per pass, not one per
+#: order (each message costs the Redis transport ~3.5 ms of worker CPU, more than matching
+#: the order). The TTL bounds the wait if the sender died between the SET and the send; its
+#: outbox row, not marked followed, is then sent again by the drain.
+PASS_DUE_KEY = "taplive:matching:pass-due"
+PASS_DUE_TTL_MS = 2_000
+
+
+def pass_needed(client: redis.Redis, order_id: str) -> bool:
+    """For a new order's commit: True if it must send a match task (no pass is due), False
+    if a pass is due that has not begun its sweep, which will take the order."""
+    try:
+        return bool(client.set(PASS_DUE_KEY, order_id, nx=True, px=PASS_DUE_TTL_MS))
+    except RedisError:
+        log.warning("could not coordinate matching passes; sending one", exc_info=True)
+        return True
+
+
+def pass_not_sent(client: redis.Redis) -> None:
+    """The send that ``pass_needed`` asked for failed: let the next commit send one."""
+    with suppress(RedisError):
+        client.delete(PASS_DUE_KEY)
 
 
 def parse_id(value: str) -> uuid.UUID | None:
@@ -51,28 +80,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@shared_task(name="matching.match_order", bind=True, time_limit=30, soft_time_limit=20,
+@shared_task(name=MATCH_TASK, bind=True, time_limit=30, soft_time_limit=20,
              ignore_result=True, **RETRY)
 def match_order(self: ServicesTask, order_id: str) -> int:
-    """Invite the best live providers to a new order (follow-up of ``order:created``), in a
-    batched pass with every other order due (``matching_service.match_due``): under load one
-    task matches what queued up behind it and the tasks of those orders find them matched.
-    Returns how many invitations this run wrote, for all the orders of its pass."""
+    """Invite the best live providers to a new order (follow-up of ``order:created``, sent
+    only when no pass is due: ``PASS_DUE_KEY``) in a batched pass with every other order due
+    (``matching_service.match_due``): under load one task matches everything that arrived
+    since the previous pass began. Returns how many invitations this run wrote, for all the
+    orders of its pass."""
     oid = parse_id(order_id)
     if oid is None:
         return 0
-    invited = _pass(self.services, oid, wait=False)
-    if invited is None:
+    done = _pass(self.services, oid, wait=False)
+    if not done.own_claimed:
         # Another pass holds the order. Wait for it: it commits (the order is matched, this
         # is a no-op) or dies (its lock is gone and this pass matches the order).
-        invited = _pass(self.services, oid, wait=True) or 0
-    return invited
+        done = _pass(self.services, oid, wait=True)
+    if done.full and done.invited:
+        # More may be due than one pass takes, and no commit will ask for them: another.
+        self.app.send_task(MATCH_TASK, args=[order_id], ignore_result=True)
+    return done.invited
 
 
-def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
+def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> matching_service.PassResult:
     """One matching pass in one transaction, its invitations' notifications in the same
-    commit and pushed right after it. None if the own order was held by another pass."""
+    commit and pushed right after it."""
     started = time.perf_counter()
+    # Before the sweep's snapshot: a commit after this point asks for a pass of its own.
+    with suppress(RedisError):
+        svc.redis.delete(PASS_DUE_KEY)
     index = svc.provider_index.get()
     pending = PendingPush()
     with svc.db.transaction() as session:
@@ -90,7 +126,7 @@ def _pass(svc: Any, oid: uuid.UUID, *, wait: bool) -> int | None:
         "order_id": str(oid), "orders": len(done.results), "invited": done.invited,
         "index_version": index.version,
         "pass_ms": round((time.perf_counter() - started) * 1000, 1)})
-    return done.invited if done.own_claimed else None
+    return done
 
 
 @shared_task(name="matching.rematch_all", bind=True, time_limit=55, soft_time_limit=50,

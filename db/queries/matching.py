@@ -95,10 +95,13 @@ def claim_order(session: Session, order_id: uuid.UUID, *, wait: bool) -> Order |
 def claim_due_orders(session: Session, since: datetime, limit: int,
                      exclude: uuid.UUID | None = None) -> list[Order]:
     """Lock up to ``limit`` orders due for a first match: pending, created since ``since``, not
-    matched yet, oldest first, skipping rows another transaction holds (``SKIP LOCKED``: two
+    matched yet, newest first, skipping rows another transaction holds (``SKIP LOCKED``: two
     passes never take the same order, and neither waits for the other). The claim is the row
     lock itself: a pass that dies releases it with its transaction, and the orders are due
-    again for the next pass (or their own task)."""
+    again for the next pass.
+
+    Newest first: orders that found nobody stay due for the whole look-back, and oldest first
+    would let them fill every batch while new orders wait."""
     if limit <= 0:
         return []
     matched = select(OrderMatch.id).where(OrderMatch.order_id == Order.id).exists()
@@ -106,7 +109,7 @@ def claim_due_orders(session: Session, since: datetime, limit: int,
                                ~matched)
     if exclude is not None:
         stmt = stmt.where(Order.id != exclude)
-    stmt = (stmt.order_by(Order.created_at, Order.id).limit(limit)
+    stmt = (stmt.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)
             .with_for_update(skip_locked=True, of=Order, key_share=True)
             .execution_options(populate_existing=True))
     return list(session.scalars(stmt))
