@@ -99,7 +99,8 @@ def main() -> int:
                     profile.disable()
                     for ms, statement in timed or ():
                         print(f"{ms:8.2f} ms  {statement}")
-                    pstats.Stats(profile).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(args.top)
+                    order = os.environ.get("PROFILE_SORT", "cumulative")  # or tottime
+                    pstats.Stats(profile).sort_stats(order).print_stats(args.top)
     finally:
         store.flushdb()
         drop_database(name)

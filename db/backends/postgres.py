@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -214,10 +215,13 @@ def _complete(table: Table, rows: Sequence[dict[str, Any]]) -> list[dict[str, An
 
 
 def _json_default(value: Any) -> Any:
-    # orjson writes UUIDs, aware datetimes (ISO 8601 with offset) and str enums itself;
-    # PostgreSQL reads both back into uuid and timestamptz columns exactly.
+    # orjson writes UUIDs, datetimes (ISO 8601 with offset) and str enums itself; PostgreSQL
+    # reads them back into uuid and timestamptz columns exactly. Subclasses of datetime
+    # (freezegun's, in tests) come here.
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
