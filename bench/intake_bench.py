@@ -27,8 +27,8 @@ transport errors, orders with no invitation pushed within 30 s), achieved rate, 
 A rate saturates when p99 pushed > 1 s, errors > 1 % or the achieved rate < 90 % of offered;
 the run stops there.
 
-``--before`` measures ``main``'s code (``git archive main`` into a temporary directory: the
-app and worker run from there, the client and this script from here). Output: markdown on
+``--before`` measures ``main``'s code, or ``--before-rev``'s (``git archive`` into a temporary
+directory: the app and worker run from there, the client and this script from here). Output: markdown on
 stdout and in ``var/intake_bench-<label>.md``, JSON in ``var/intake_bench-<label>.json``, and
 ``var/intake_bench.png`` (latency against offered rate for every label found in ``var/``).
 """
@@ -326,10 +326,10 @@ def _creators(url: str, n: int) -> list[uuid.UUID]:
     return ids
 
 
-def _main_code() -> Path:
-    """``main``'s tree, exported (no worktree, no checkout): the code measured by --before."""
+def _main_code(rev: str = "main") -> Path:
+    """``rev``'s tree, exported (no worktree, no checkout): the code measured by --before."""
     target = Path(tempfile.mkdtemp(prefix="taplive-intake-before-"))
-    archive = subprocess.run(["git", "archive", "main"], cwd=ROOT, check=True,
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
@@ -369,7 +369,7 @@ def _warm_up(port: int, tokens: list[str], rng: random.Random, engine: Any) -> N
 
 def run(args: argparse.Namespace) -> list[RateResult]:
     rng = random.Random(20261202)
-    code = _main_code() if args.before else Path(args.code or ROOT)
+    code = _main_code(args.before_rev) if args.before else Path(args.code or ROOT)
     name, url = create_database()
     store = redis.Redis.from_url(REDIS_URL)
     store.flushdb()
@@ -525,7 +525,9 @@ def main() -> int:
                         help="each provider reports a position every this many seconds")
     parser.add_argument("--label", default=None, help="names the output files")
     parser.add_argument("--code", help="run the app and worker from this source tree")
-    parser.add_argument("--before", action="store_true", help="measure main's code")
+    parser.add_argument("--before", action="store_true",
+                        help="measure another revision's code (--before-rev, default main)")
+    parser.add_argument("--before-rev", default="main")
     parser.add_argument("--quick", action="store_true", help="500 providers, 25,50/s, 5 s")
     args = parser.parse_args()
     if args.quick:

@@ -43,6 +43,7 @@ from matching import (
     assign,
     candidate_edges,
     rank,
+    rank_ids,
 )
 
 ORDER_MATCHED = "order:matched"
@@ -221,11 +222,13 @@ def _candidates_of(index: ProviderIndex, orders: list[Order]) -> list[Candidates
 def _shortlist(index: ProviderIndex, found: Candidates, rules: MatchingRules,
                exclude: set[str]) -> list[str]:
     """The best ``pool`` of the index's candidates (stale signals), minus ``exclude``."""
-    keep = np.fromiter((str(i) not in exclude for i in found.ids.tolist()), bool, len(found))
-    found = Candidates(found.indices[keep], found.ids[keep], found.distances_m[keep])
+    # By index position: a handful of excluded ids against hundreds of candidates.
+    positions = [index.id_to_index[i] for i in exclude if i in index.id_to_index]
+    if positions:
+        keep = ~np.isin(found.indices, np.array(positions, dtype=found.indices.dtype))
+        found = Candidates(found.indices[keep], found.ids[keep], found.distances_m[keep])
     MATCH_CANDIDATES.observe(len(found))
-    return [str(r.provider_id) for r in rank(found, index.signals, rules.weights,
-                                             limit=rules.pool)]
+    return [str(i) for i in rank_ids(found, index.signals, rules.weights, limit=rules.pool)]
 
 
 def _rank_live(shortlist: list[str], fresh: dict[str, dict[str, Any]], eligible: set[str],

@@ -32,6 +32,7 @@ from .scoring import (
     ScoringWeights,
     edge_scores,
     rank,
+    rank_ids,
     score_components,
     scores_to_costs,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "haversine_m",
     "match_orders",
     "rank",
+    "rank_ids",
     "score_components",
     "scores_to_costs",
     "to_unit_vectors",

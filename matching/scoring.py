@@ -206,6 +206,50 @@ def rank(
     """
     if len(candidates) == 0:
         return []
+    parts, order = _ranked(candidates, signals, weights, asked_price, limit)
+    # Only the kept rows become Python objects (a shortlist keeps 30 of hundreds).
+    ids = candidates.ids[order].tolist()  # plain Python ids (str/int/object alike)
+    positions = candidates.indices[order].tolist()
+    distances = candidates.distances_m[order].tolist()
+    out: list[RankedCandidate] = []
+    for row, provider_id, position, distance in zip(
+        parts[order].tolist(), ids, positions, distances, strict=True
+    ):
+        breakdown = dict(zip(COMPONENTS, row, strict=True))
+        out.append(
+            RankedCandidate(
+                provider_index=int(position),
+                provider_id=provider_id,
+                distance_m=float(distance),
+                score=float(sum(breakdown.values())),
+                breakdown=breakdown,
+            )
+        )
+    return out
+
+
+def rank_ids(
+    candidates: Candidates,
+    signals: ProviderSignals,
+    weights: ScoringWeights = DEFAULT_WEIGHTS,
+    *,
+    limit: int | None = None,
+) -> list[Any]:
+    """The ids :func:`rank` would return, in its order, without the explanations."""
+    if len(candidates) == 0:
+        return []
+    _, order = _ranked(candidates, signals, weights, None, limit)
+    return list(candidates.ids[order].tolist())
+
+
+def _ranked(
+    candidates: Candidates,
+    signals: ProviderSignals,
+    weights: ScoringWeights,
+    asked_price: float | None,
+    limit: int | None,
+) -> tuple[FloatArray, IntArray]:
+    """Each candidate's contributions, and the rows best first (``limit`` of them)."""
     parts = score_components(
         candidates.distances_m, candidates.indices, signals, weights, asked_price
     )
@@ -213,17 +257,4 @@ def rank(
     order = np.lexsort((candidates.indices, candidates.distances_m, -scores))
     if limit is not None:
         order = order[: max(limit, 0)]
-    out: list[RankedCandidate] = []
-    ids = candidates.ids.tolist()  # plain Python ids (str/int/object alike)
-    for i in order.tolist():
-        breakdown = dict(zip(COMPONENTS, parts[i].tolist(), strict=True))
-        out.append(
-            RankedCandidate(
-                provider_index=int(candidates.indices[i]),
-                provider_id=ids[i],
-                distance_m=float(candidates.distances_m[i]),
-                score=float(sum(breakdown.values())),
-                breakdown=breakdown,
-            )
-        )
-    return out
+    return parts, order
