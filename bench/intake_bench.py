@@ -29,8 +29,9 @@ the run stops there.
 
 ``--before`` measures ``main``'s code, or ``--before-rev``'s (``git archive`` into a temporary
 directory: the app and worker run from there, the client and this script from here).
-Output: markdown on stdout and in ``var/intake_bench-<label>.md``, JSON in ``var/intake_bench-<label>.json``, and
-``var/intake_bench.png`` (latency against offered rate for every label found in ``var/``).
+Output: markdown on stdout and in ``var/intake_bench-<label>.md``, JSON in
+``var/intake_bench-<label>.json``, and ``var/intake_bench.png`` (latency against offered rate
+for every label found in ``var/``).
 """
 
 from __future__ import annotations
