@@ -3,25 +3,13 @@ what one emit at a time would have, in order."""
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from typing import Any
 
 import redis
 
 from core.notifier import SocketIONotifier
 from tests.conftest import TEST_REDIS_URL
-
-
-def _received(pubsub: Any, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(out) < count and time.monotonic() < deadline:
-        message = pubsub.get_message(timeout=0.1)
-        if message and message["type"] == "message":
-            out.append(json.loads(message["data"]))
-    return out
+from tests.tasks.test_events import _messages
 
 
 def test_a_batch_publishes_what_single_emits_would_in_order(
@@ -30,15 +18,14 @@ def test_a_batch_publishes_what_single_emits_would_in_order(
     notifier = SocketIONotifier(TEST_REDIS_URL, channel=channel)
     pubsub = redis_client.pubsub()
     pubsub.subscribe(channel)
-    _received(pubsub, 1, timeout=0.3)  # the subscription's confirmation
     messages = [("order:created", {"n": i}, f"user:{i}", f"{i}-0" if i % 2 else None)
                 for i in range(5)]
 
     for event, data, room, offset in messages:
         notifier.emit(event, data, room=room, offset=offset)
-    one_by_one = _received(pubsub, 5)
+    one_by_one = _messages(pubsub, 5)
     notifier.emit_many(messages)
-    batched = _received(pubsub, 5)
+    batched = _messages(pubsub, 5)
 
     assert len(one_by_one) == 5
     assert batched == one_by_one
@@ -46,6 +33,6 @@ def test_a_batch_publishes_what_single_emits_would_in_order(
     assert batched[1]["data"] == [{"n": 1}, "1-0"] and batched[0]["data"] == [{"n": 0}]
     # After a batch, a single emit publishes at once again.
     notifier.emit("order:created", {"n": 9}, room="user:9")
-    assert [m["data"] for m in _received(pubsub, 1)] == [[{"n": 9}]]
+    assert [m["data"] for m in _messages(pubsub, 1)] == [[{"n": 9}]]
     pubsub.close()
 
