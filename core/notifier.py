@@ -65,9 +65,7 @@ class SocketIONotifier:
 
     def emit_many(self, messages: Sequence[tuple[str, Mapping[str, Any], str, str | None]]
                   ) -> None:
-        if len(messages) < 2:
-            for event, data, room, offset in messages:
-                self.emit(event, data, room=room, offset=offset)
+        if not messages:
             return
         self._manager.publish_all([
             self._manager.encode(event, [dict(data), offset] if offset is not None
